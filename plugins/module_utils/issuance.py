@@ -1,0 +1,358 @@
+# -*- coding: utf-8 -*-
+# Copyright: fleet.mtls contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Leaf issuance: build and sign leaf certificates from CSRs, alone or as a batch.
+
+API: ``sign_leaf(signer, csr, profile="server", sans=None, validity_days=90, common_name=None,
+backdate_minutes=5, truncate_to_issuer=False, serial=None, allowed_key_types=None)`` ->
+``x509.Certificate`` (``csr`` is PEM bytes/str or a loaded CSR; ``signer`` from
+``CAStore.load()``). ``sign_batch(signer, store, requests, validity_days=90, backdate_minutes=5,
+truncate_to_issuer=False, generate_keys=False, key_dir=None, key_owner=None, key_group=None,
+key_mode=0o600, allowed_key_types=None, check_mode=False)`` validates EVERY request first (one bad
+request fails the call naming it by position and host/identity, nothing is written), signs all,
+records all in the store's index in one locked update and returns ``IssuedLeaf`` results in
+request order (``.as_dict()`` is the module return entry). A request is a dict with ``identity``
+(required), ``host``, ``csr``, ``profile``, ``sans``, ``common_name``, ``validity_days``,
+``key_type`` (central generation only).
+Policy: the CSR signature must verify; the key type must be allowed; SANs come from the request,
+else from the CSR; a server/server_client leaf must carry SANs and its CN among them: a CN that is
+a DNS name or IP address is added as a SAN, any other CN is an error. The subject is the CN only
+(request ``common_name``, else the CSR's CN, else the identity). A leaf never outlives its
+issuer: error, or clipped to the issuer's notAfter with ``truncate_to_issuer``.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import os
+import re
+
+from ansible_collections.fleet.mtls.plugins.module_utils.ca_store import certificate_pem, random_serial
+from ansible_collections.fleet.mtls.plugins.module_utils.compat import isoformat, utcnow
+from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
+from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import StagedFiles, ensure_dir, parse_mode
+from ansible_collections.fleet.mtls.plugins.module_utils.index import new_entry, serial_hex
+from ansible_collections.fleet.mtls.plugins.module_utils.keys import (
+    KEY_TYPES, DEFAULT_KEY_TYPE, check_key_type, generate_private_key, key_type_of, serialize_private_key)
+from ansible_collections.fleet.mtls.plugins.module_utils.names import (
+    build_subject, canonical_san, canonical_sans, common_name_of, san_to_general_name, sans_of,
+    subject_string)
+from ansible_collections.fleet.mtls.plugins.module_utils.profiles import (
+    DEFAULT_PROFILE, check_profile, extended_key_usage, leaf_key_usage)
+
+try:
+    from cryptography import x509
+    HAS_CRYPTOGRAPHY = True
+except ImportError:
+    HAS_CRYPTOGRAPHY = False
+
+DEFAULT_VALIDITY_DAYS = 90
+DEFAULT_BACKDATE_MINUTES = 5
+SERVER_PROFILES = ("server", "server_client")
+# Identity and host names become file names (central keys, on-host layout): no separators.
+_FILE_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
+_REQUEST_KEYS = ("identity", "host", "csr", "profile", "sans", "common_name", "validity_days", "key_type")
+
+
+def load_csr(data, source="CSR"):
+    """Parse a PEM CSR and check its self-signature."""
+    if isinstance(data, x509.CertificateSigningRequest):
+        csr = data
+    else:
+        if isinstance(data, str):
+            data = data.encode("ascii", "replace")
+        if not isinstance(data, bytes):
+            raise MtlsError("%s must be PEM text, got %s" % (source, type(data).__name__))
+        if not data or b"-----BEGIN CERTIFICATE REQUEST-----" not in data:
+            raise MtlsError("%s is not a PEM certificate signing request (no BEGIN CERTIFICATE REQUEST block)"
+                            % source)
+        try:
+            csr = x509.load_pem_x509_csr(data)
+        except ValueError as exc:
+            raise MtlsError("%s is malformed: %s" % (source, (str(exc).splitlines() or ["unreadable"])[0]))
+    try:
+        valid = csr.is_signature_valid
+    except Exception as exc:  # unsupported algorithms surface here on some cryptography versions
+        raise MtlsError("%s signature cannot be checked: %s" % (source, exc))
+    if not valid:
+        raise MtlsError("%s signature is invalid: the request was altered or not signed by its key" % source)
+    return csr
+
+
+def check_name(value, what):
+    if not isinstance(value, str) or not _FILE_SAFE_NAME.match(value):
+        raise MtlsError("invalid %s %r: use 1-128 letters, digits, '.', '_', '@' or '-' (it names files)"
+                        % (what, value))
+    return value
+
+
+def _leaf_sans(profile, common_name, requested_sans, csr_sans):
+    sans = canonical_sans(requested_sans) if requested_sans else list(csr_sans)
+    if profile in SERVER_PROFILES and common_name:
+        try:
+            cn_san = canonical_san(common_name)
+        except MtlsError:
+            cn_san = None
+        if cn_san is None or not cn_san.startswith(("DNS:", "IP:")):
+            raise MtlsError("common name %r of a %s certificate is not a DNS name or IP address: clients "
+                            "match servers by SAN, so the CN must be one of them" % (common_name, profile))
+        if cn_san not in sans:
+            sans.append(cn_san)
+    if profile in SERVER_PROFILES and not sans:
+        raise MtlsError("a %s certificate needs at least one subject alternative name" % profile)
+    return sans
+
+
+def _check_validity_days(validity_days):
+    if isinstance(validity_days, bool) or not isinstance(validity_days, int) or validity_days <= 0:
+        raise MtlsError("validity_days must be a positive number of days, got %r" % (validity_days,))
+
+
+class LeafPlan:
+    """A validated request: everything needed to sign, nothing signed yet."""
+
+    def __init__(self, position, identity, host, profile, common_name, sans, validity_days, csr=None,
+                 public_key=None, key_type=None):
+        self.position = position
+        self.identity = identity
+        self.host = host
+        self.profile = profile
+        self.common_name = common_name
+        self.sans = sans
+        self.validity_days = validity_days
+        self.csr = csr
+        self.public_key = public_key
+        self.key_type = key_type
+        self.private_key = None
+        self.key_path = None
+        self.not_before = None
+        self.not_after = None
+
+    def label(self):
+        where = " on host %s" % self.host if self.host else ""
+        return "request %d (identity %s%s)" % (self.position, self.identity, where)
+
+
+class LeafSigner:
+    """Signs leaves for one issuer; the per-issuer work (AKI, chain, limits) is done once."""
+
+    def __init__(self, signer, backdate_minutes=DEFAULT_BACKDATE_MINUTES, truncate_to_issuer=False, now=None):
+        if isinstance(backdate_minutes, bool) or not isinstance(backdate_minutes, int) or backdate_minutes < 0:
+            raise MtlsError("backdate_minutes must be 0 or more, got %r" % (backdate_minutes,))
+        self.signer = signer
+        self.now = now or utcnow()
+        signer.check_validity(self.now)
+        self.truncate_to_issuer = truncate_to_issuer
+        self.not_before = max(self.now - datetime.timedelta(minutes=backdate_minutes), signer.not_before)
+        self.aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(signer.ski)
+        self.issuer_name = signer.certificate.subject
+        self.basic_constraints = x509.BasicConstraints(ca=False, path_length=None)
+        self.eku = dict((profile, extended_key_usage(profile)) for profile in ("server", "client", "server_client"))
+
+    def validity(self, validity_days, label="the leaf"):
+        _check_validity_days(validity_days)
+        not_after = self.now + datetime.timedelta(days=validity_days)
+        if not_after > self.signer.not_after:
+            if not self.truncate_to_issuer:
+                raise MtlsError("%s: validity_days=%d would end on %s, after the issuing CA expires (%s); "
+                                "lower validity_days or set truncate_to_issuer"
+                                % (label, validity_days, isoformat(not_after), isoformat(self.signer.not_after)))
+            not_after = self.signer.not_after
+        return self.not_before, not_after
+
+    def sign(self, plan, serial):
+        public_key = plan.public_key
+        builder = (x509.CertificateBuilder()
+                   .subject_name(build_subject(plan.common_name))
+                   .issuer_name(self.issuer_name)
+                   .public_key(public_key)
+                   .serial_number(serial)
+                   .not_valid_before(plan.not_before)
+                   .not_valid_after(plan.not_after)
+                   .add_extension(self.basic_constraints, critical=True)
+                   .add_extension(leaf_key_usage(public_key), critical=True)
+                   .add_extension(self.eku[plan.profile], critical=False)
+                   .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+                   .add_extension(self.aki, critical=False))
+        if plan.sans:
+            # RFC 5280 4.2.1.6: SAN is critical only when the subject is empty; ours never is.
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([san_to_general_name(san) for san in plan.sans]), critical=False)
+        return builder.sign(self.signer.key, self.signer.hash_algorithm)
+
+
+def plan_request(leaf_signer, request, position=1, default_validity_days=DEFAULT_VALIDITY_DAYS,
+                 generate_keys=False, allowed_key_types=None):
+    """Validate one request dict -> LeafPlan; every problem names the request."""
+    if not isinstance(request, dict):
+        raise MtlsError("request %d is not a dictionary" % position)
+    identity = request.get("identity")
+    host = request.get("host") or None
+    where = "request %d (identity %s%s)" % (position, identity, " on host %s" % host if host else "")
+    try:
+        unknown = sorted(set(request) - set(_REQUEST_KEYS))
+        if unknown:
+            raise MtlsError("unknown request keys %s (known: %s)" % (", ".join(unknown), ", ".join(_REQUEST_KEYS)))
+        check_name(identity, "identity")
+        if host is not None:
+            check_name(host, "host")
+        profile = check_profile(request.get("profile") or DEFAULT_PROFILE)
+        validity_days = request.get("validity_days")
+        validity_days = default_validity_days if validity_days is None else validity_days
+        allowed = allowed_key_types or KEY_TYPES
+        csr = public_key = None
+        csr_sans = []
+        csr_cn = None
+        if generate_keys:
+            if request.get("csr"):
+                raise MtlsError("csr is given but generate_keys is on: a centrally generated key has no CSR")
+            key_type = check_key_type(request.get("key_type") or DEFAULT_KEY_TYPE)
+        else:
+            if request.get("key_type"):
+                raise MtlsError("key_type applies only with generate_keys: the CSR's key decides otherwise")
+            if not request.get("csr"):
+                raise MtlsError("csr is missing (or set generate_keys to make the key here)")
+            csr = load_csr(request["csr"])
+            public_key = csr.public_key()
+            key_type = key_type_of(public_key)
+            csr_sans = sans_of(csr)
+            csr_cn = common_name_of(csr.subject)
+        if key_type not in allowed:
+            raise MtlsError("key type %s is not allowed (allowed: %s)" % (key_type, ", ".join(allowed)))
+        common_name = request.get("common_name") or csr_cn or identity
+        build_subject(common_name)  # length and emptiness checks
+        sans = _leaf_sans(profile, common_name, request.get("sans"), csr_sans)
+        plan = LeafPlan(position, identity, host, profile, common_name, sans, validity_days, csr, public_key,
+                        key_type)
+        plan.not_before, plan.not_after = leaf_signer.validity(validity_days, "validity")
+    except MtlsError as exc:
+        raise MtlsError("%s: %s" % (where, exc.message), request=position, identity=identity, host=host)
+    return plan
+
+
+class IssuedLeaf:
+    def __init__(self, plan, certificate, chain_pem, key_path=None):
+        self.plan = plan
+        self.certificate = certificate
+        self.chain_pem = chain_pem
+        self.key_path = key_path
+
+    def as_dict(self):
+        cert_pem = certificate_pem(self.certificate).decode("ascii") if self.certificate is not None else None
+        result = {
+            "identity": self.plan.identity,
+            "host": self.plan.host,
+            "profile": self.plan.profile,
+            "subject": subject_string(build_subject(self.plan.common_name)),
+            "sans": self.plan.sans,
+            "serial": serial_hex(self.certificate.serial_number) if self.certificate is not None else None,
+            "certificate": cert_pem,
+            "chain": (cert_pem + self.chain_pem) if cert_pem is not None else None,
+            "not_before": isoformat(self.plan.not_before),
+            "not_after": isoformat(self.plan.not_after),
+        }
+        if self.key_path is not None:
+            result["key_path"] = self.key_path
+        return result
+
+
+def sign_leaf(signer, csr, profile=DEFAULT_PROFILE, sans=None, validity_days=DEFAULT_VALIDITY_DAYS,
+              common_name=None, backdate_minutes=DEFAULT_BACKDATE_MINUTES, truncate_to_issuer=False,
+              serial=None, allowed_key_types=None, identity=None):
+    """Sign one CSR (not recorded in any index: use sign_batch for that)."""
+    leaf_signer = LeafSigner(signer, backdate_minutes, truncate_to_issuer)
+    request = {"identity": identity or "leaf", "csr": csr, "profile": profile, "sans": sans,
+               "common_name": common_name, "validity_days": validity_days}
+    plan = plan_request(leaf_signer, request, allowed_key_types=allowed_key_types)
+    return leaf_signer.sign(plan, serial if serial is not None else random_serial())
+
+
+def _check_batch_names(plans):
+    seen = {}
+    for plan in plans:
+        key = (plan.host, plan.identity)
+        if key in seen:
+            raise MtlsError("%s duplicates request %d: each identity may appear once per host in a batch"
+                            % (plan.label(), seen[key]), request=plan.position, identity=plan.identity,
+                            host=plan.host)
+        seen[key] = plan.position
+
+
+def key_path_for(key_dir, plan):
+    if plan.host:
+        return os.path.join(key_dir, plan.host, plan.identity + ".key")
+    return os.path.join(key_dir, plan.identity + ".key")
+
+
+def sign_batch(signer, store, requests, validity_days=DEFAULT_VALIDITY_DAYS,
+               backdate_minutes=DEFAULT_BACKDATE_MINUTES, truncate_to_issuer=False, generate_keys=False,
+               key_dir=None, key_owner=None, key_group=None, key_mode=0o600, allowed_key_types=None,
+               check_mode=False):
+    """Validate all requests, sign all, record all in one index update; results in request order.
+
+    In ``check_mode`` the requests are validated and planned but nothing is generated, signed or
+    written (results carry ``certificate: None``).
+    """
+    if not requests:
+        raise MtlsError("no certificate requests given")
+    if allowed_key_types:
+        allowed_key_types = [check_key_type(kt) for kt in allowed_key_types]
+    if generate_keys and not key_dir:
+        raise MtlsError("generate_keys needs key_dir: where the generated private keys are written")
+    key_mode = parse_mode(key_mode, 0o600)
+    if generate_keys and key_mode & 0o077 & ~0o040:
+        raise MtlsError("key_mode %o would let others read private keys: use 0600 or 0640" % key_mode)
+    _check_validity_days(validity_days)
+    leaf_signer = LeafSigner(signer, backdate_minutes, truncate_to_issuer)
+    plans = [plan_request(leaf_signer, request, position, validity_days, generate_keys, allowed_key_types)
+             for position, request in enumerate(requests, 1)]
+    _check_batch_names(plans)
+    if generate_keys:
+        for plan in plans:
+            plan.key_path = key_path_for(os.path.abspath(key_dir), plan)
+    if check_mode:
+        return [IssuedLeaf(plan, None, None, plan.key_path) for plan in plans]
+
+    with StagedFiles() as staged_keys:
+        if generate_keys:
+            _stage_central_keys(plans, os.path.abspath(key_dir), staged_keys, key_owner, key_group, key_mode)
+        index = store.index()
+        issued = {}
+        entries = []
+        for plan in plans:
+            cert = leaf_signer.sign(plan, random_serial())
+            issued[plan.position] = cert
+            entries.append(_entry_for(plan, cert, leaf_signer.now))
+
+        plan_of_serial = dict((entry["serial"], plan) for entry, plan in zip(entries, plans))
+
+        def redraw(entry):
+            # Another signer took this serial meanwhile: sign this leaf again with a fresh one.
+            plan = plan_of_serial[entry["serial"]]
+            cert = leaf_signer.sign(plan, random_serial())
+            issued[plan.position] = cert
+            new = _entry_for(plan, cert, leaf_signer.now)
+            plan_of_serial[new["serial"]] = plan
+            return new
+
+        index.record(entries, redraw=redraw)
+        staged_keys.commit()
+    chain_pem = signer.intermediates_pem.decode("ascii")
+    return [IssuedLeaf(plan, issued[plan.position], chain_pem, plan.key_path) for plan in plans]
+
+
+def _entry_for(plan, cert, now):
+    return new_entry(cert.serial_number, plan.identity, plan.host, subject_string(cert.subject), plan.sans,
+                     plan.profile, plan.not_before, plan.not_after, now)
+
+
+def _stage_central_keys(plans, key_dir, staged, owner, group, mode):
+    ensure_dir(key_dir, 0o700, owner, group)
+    for plan in plans:
+        if plan.host:
+            ensure_dir(os.path.dirname(plan.key_path), 0o700, owner, group)
+        plan.private_key = generate_private_key(plan.key_type)
+        plan.public_key = plan.private_key.public_key()
+        staged.stage(plan.key_path, serialize_private_key(plan.private_key), mode, owner, group)
