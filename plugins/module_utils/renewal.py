@@ -38,21 +38,15 @@ import os
 import re
 
 from ansible_collections.fleet.mtls.plugins.module_utils.compat import (
-    not_valid_after, not_valid_before, pem_blocks, utcnow)
+    not_valid_after, not_valid_before, utcnow)
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
+from ansible_collections.fleet.mtls.plugins.module_utils.inspect import issued_by, load_certificates
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import (
     check_key_type, key_type_of, same_public_key)
 from ansible_collections.fleet.mtls.plugins.module_utils.names import (
     canonical_sans, common_name_of, sans_of)
 from ansible_collections.fleet.mtls.plugins.module_utils.profiles import check_profile, profile_of
 
-try:
-    from cryptography import x509
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-    HAS_CRYPTOGRAPHY = True
-except ImportError:
-    HAS_CRYPTOGRAPHY = False
 
 REASONS = (
     "missing", "unreadable", "key_missing", "key_mismatch", "expired", "not_yet_valid",
@@ -112,55 +106,9 @@ class Decision(tuple):
         return self[1]
 
 
-def load_certificate(data, source="certificate"):
-    """First PEM certificate of ``data``; raise naming ``source`` when there is none."""
-    blocks = pem_blocks(data or b"", "CERTIFICATE")
-    if not blocks:
-        raise MtlsError("%s is not a PEM certificate" % source)
-    try:
-        return x509.load_pem_x509_certificate(blocks[0])
-    except ValueError as exc:
-        raise MtlsError("%s is not a readable PEM certificate: %s" % (source, str(exc).splitlines()[0]))
-
-
-def load_certificates(data, source="certificate bundle"):
-    """Every certificate of a PEM bundle (at least one, or raise naming ``source``)."""
-    blocks = pem_blocks(data or b"", "CERTIFICATE")
-    if not blocks:
-        raise MtlsError("%s contains no PEM certificate" % source)
-    certs = []
-    for number, block in enumerate(blocks, 1):
-        try:
-            certs.append(x509.load_pem_x509_certificate(block))
-        except ValueError as exc:
-            raise MtlsError("certificate #%d of %s is not readable: %s"
-                            % (number, source, str(exc).splitlines()[0]))
-    return certs
-
-
-def issued_by(cert, issuer):
-    """True when ``issuer``'s key signed ``cert`` and the names chain.
-
-    Minimal direct signature check (cryptography 38 has no verifier); the chain walk lives in
-    inspect.py.
-    """
-    if cert.issuer != issuer.subject:
-        return False
-    public_key = issuer.public_key()
-    try:
-        if isinstance(public_key, rsa.RSAPublicKey):
-            public_key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(),
-                              cert.signature_hash_algorithm)
-        elif isinstance(public_key, ec.EllipticCurvePublicKey):
-            public_key.verify(cert.signature, cert.tbs_certificate_bytes,
-                              ec.ECDSA(cert.signature_hash_algorithm))
-        elif isinstance(public_key, ed25519.Ed25519PublicKey):
-            public_key.verify(cert.signature, cert.tbs_certificate_bytes)
-        else:
-            return False
-    except (InvalidSignature, ValueError, TypeError):
-        return False
-    return True
+def parse_certificate(data, source="certificate"):
+    """The first certificate of PEM ``data`` (the leaf of a cert or chain file)."""
+    return load_certificates(data, source)[0]
 
 
 def days_between(later, earlier):
@@ -189,7 +137,7 @@ def needs_issue(cert, key, expected, now=None):
         return Decision(True, "missing", "no certificate is installed")
     if isinstance(cert, (bytes, str)):
         try:
-            cert = load_certificate(cert)
+            cert = parse_certificate(cert)
         except MtlsError as exc:
             return Decision(True, "unreadable", str(exc))
 
@@ -269,14 +217,4 @@ class HostLayout:
         self.csr = os.path.join(self.certs_dir, name + ".csr")
         self.trust_bundle = os.path.join(directory, "trust-bundle.pem")
         self.crl = os.path.join(directory, "crl.pem")
-
-
-def serial_hex(cert):
-    """Serial number in the index's form: lower-case hex without separators."""
-    return "%x" % cert.serial_number
-
-
-def whole_days(days):
-    """Days left as shown to users: whole days, rounded down (negative once expired)."""
-    return None if days is None else int(days // 1)
 

@@ -149,11 +149,11 @@ def test_issuer_with_same_name_but_other_key_is_untrusted(ca):
                                     ed25519.Ed25519PrivateKey.generate(),
                                     ec.generate_private_key(ec.SECP384R1())],
                          ids=["rsa", "ed25519", "p384"])
-def test_issued_by_every_ca_key_type(ca_key):
+def test_issuer_check_for_every_ca_key_type(ca_key):
     issuer = make_ca("typed CA", key=ca_key)
-    cert, dummy = make_leaf(issuer)
-    assert renewal.issued_by(cert, issuer[0])
-    assert not renewal.issued_by(cert, make_ca("typed CA")[0])
+    cert, key = make_leaf(issuer)
+    assert needs_issue(cert, key, expected(issuer[0]), now=NOW) == (False, "valid")
+    assert needs_issue(cert, key, expected(make_ca("typed CA")[0]), now=NOW)[1] == "issuer_untrusted"
 
 
 def test_key_type_changed(ca):
@@ -270,8 +270,3 @@ def test_host_layout_paths():
     assert layout.trust_bundle == "/etc/mtls/trust-bundle.pem"
     assert layout.crl == "/etc/mtls/crl.pem"
 
-
-def test_whole_days_rounds_down():
-    assert renewal.whole_days(29.99) == 29
-    assert renewal.whole_days(-0.5) == -1
-    assert renewal.whole_days(None) is None
