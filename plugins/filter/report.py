@@ -1,0 +1,37 @@
+# -*- coding: utf-8 -*-
+# Copyright: fleet.mtls contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters behind the fleet.mtls.report and fleet.mtls.verify playbooks (docs in the .yml files beside)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.fleet.mtls.plugins.module_utils import report as report_lib
+from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
+
+
+def fleet_report(hosts, ca=None, warn_days=30, crl_warn_days=2, now=None):
+    try:
+        report = report_lib.build_report(hosts, ca=ca, warn_days=warn_days, crl_warn_days=crl_warn_days, now=now)
+    except MtlsError as exc:
+        raise AnsibleFilterError("fleet.mtls.fleet_report: %s" % exc)
+    return {
+        "report": report,
+        "table": report_lib.report_table(report),
+        "json": report_lib.report_json(report),
+        "prometheus": report_lib.report_prometheus(report),
+    }
+
+
+def probe_summary(probes):
+    try:
+        return report_lib.summarize_probes(probes)
+    except MtlsError as exc:
+        raise AnsibleFilterError("fleet.mtls.probe_summary: %s" % exc)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"fleet_report": fleet_report, "probe_summary": probe_summary}

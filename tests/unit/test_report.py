@@ -1,0 +1,368 @@
+# -*- coding: utf-8 -*-
+"""Fleet report: status classification, CA generation matching and the three output formats."""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from prometheus_client.parser import text_string_to_metric_families
+
+from ansible_collections.fleet.mtls.plugins.module_utils import report as report_lib
+from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
+
+UTC = datetime.timezone.utc
+NOW = datetime.datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
+DAY = datetime.timedelta(days=1)
+
+
+def _cert(common_name, issuer_cert=None, issuer_key=None, ca=False):
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    builder = (x509.CertificateBuilder()
+               .subject_name(subject)
+               .issuer_name(issuer_cert.subject if issuer_cert else subject)
+               .public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(NOW - 10 * DAY)
+               .not_valid_after(NOW + 365 * DAY)
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    cert = builder.sign(issuer_key or key, hashes.SHA256())
+    return cert, key
+
+
+def _pem(*certs):
+    return "".join(cert.public_bytes(serialization.Encoding.PEM).decode() for cert in certs)
+
+
+class Generation:
+    def __init__(self, gen_id, state):
+        self.id = gen_id
+        self.state = state
+        self.root, root_key = _cert("Fleet Root G%s" % gen_id, ca=True)
+        self.issuing, self.issuing_key = _cert("Fleet Issuing G%s" % gen_id, self.root, root_key, ca=True)
+
+    def leaf_chain(self, name):
+        leaf, _key = _cert(name, self.issuing, self.issuing_key)
+        return _pem(leaf, self.issuing)
+
+    def as_input(self):
+        return {"id": self.id, "state": self.state, "root_pem": _pem(self.root), "issuing_pem": _pem(self.issuing)}
+
+
+@pytest.fixture(scope="module")
+def generations():
+    return {"1": Generation("1", "retired"), "2": Generation("2", "retiring"), "3": Generation("3", "active")}
+
+
+def _ca(generations, crls=()):
+    return {"rotation": {"active": 3, "phase": "reissue"},
+            "generations": [gen.as_input() for gen in generations.values()], "crls": list(crls)}
+
+
+def _info(days_left, **extra):
+    info = {"not_after": report_lib.isoformat(NOW + datetime.timedelta(days=days_left)), "serial": "0a",
+            "subject": "CN=x", "chain_valid": True, "revoked": False}
+    info.update(extra)
+    return info
+
+
+def _host(name, certificates, bundle):
+    return {"host": name, "trust_bundle_pem": bundle, "certificates": certificates}
+
+
+def _one(generations, info, chain=None, warn_days=30, with_ca=True):
+    chain = chain if chain is not None else generations["3"].leaf_chain("web")
+    hosts = [_host("web1", [{"identity": "web", "path": "/etc/mtls/certs/web.crt", "info": info,
+                             "chain_pem": chain}], _pem(generations["3"].root, generations["3"].issuing))]
+    report = report_lib.build_report(hosts, _ca(generations) if with_ca else None, warn_days=warn_days, now=NOW)
+    return report["certificates"][0]
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def test_fingerprints_match_cryptography_and_skip_other_blocks(generations):
+    gen = generations["3"]
+    key_pem = gen.issuing_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()).decode()
+    text = _pem(gen.root) + key_pem + _pem(gen.issuing)
+    assert report_lib.certificate_fingerprints(text) == [
+        gen.root.fingerprint(hashes.SHA256()).hex(), gen.issuing.fingerprint(hashes.SHA256()).hex()]
+    assert report_lib.certificate_fingerprints("") == []
+    assert report_lib.certificate_fingerprints(None) == []
+
+
+def test_fingerprint_of_corrupt_block_is_an_error():
+    with pytest.raises(MtlsError, match="not valid base64"):
+        report_lib.certificate_fingerprints("-----BEGIN CERTIFICATE-----\nnot*base64!\n-----END CERTIFICATE-----\n")
+
+
+@pytest.mark.parametrize("value", ["2026-06-01T12:00:00Z", "2026-06-01T14:00:00+02:00", "20260601120000Z",
+                                   1780315200, "2026-06-01T12:00:00"])
+def test_parse_time_accepts_the_formats_modules_return(value):
+    assert report_lib.parse_time(value) == NOW
+
+
+@pytest.mark.parametrize("value", ["yesterday", "", None, True])
+def test_parse_time_rejects_garbage_naming_the_field(value):
+    with pytest.raises(MtlsError, match="not_after of web"):
+        report_lib.parse_time(value, "not_after of web")
+
+
+@pytest.mark.parametrize("days", [-1, "30", float("nan")])
+def test_bad_thresholds_are_rejected(days):
+    with pytest.raises(MtlsError, match="warn_days must be a number of days"):
+        report_lib.build_report([], warn_days=days, now=NOW)
+
+
+def test_unknown_generation_state_is_rejected(generations):
+    ca = _ca(generations)
+    ca["generations"][0]["state"] = "archived"
+    with pytest.raises(MtlsError, match="unknown state 'archived'"):
+        report_lib.build_report([], ca, now=NOW)
+
+
+# ---------------------------------------------------------------- classification
+
+
+def test_healthy_leaf_is_ok_with_its_generation(generations):
+    row = _one(generations, _info(60))
+    assert row["status"] == "ok"
+    assert row["issuer_generation"] == "3"
+    assert row["days_left"] == 60.0
+    assert row["reasons"] == []
+    assert row["expiry_timestamp"] == int((NOW + 60 * DAY).timestamp())
+
+
+def test_warn_days_boundary(generations):
+    assert _one(generations, _info(30), warn_days=30)["status"] == "renew_soon"
+    assert _one(generations, _info(30.1), warn_days=30)["status"] == "ok"
+
+
+def test_expired_beats_renew_soon_and_revoked_beats_expired(generations):
+    assert _one(generations, _info(-0.5))["status"] == "expired"
+    row = _one(generations, _info(-0.5, revoked=True))
+    assert row["status"] == "revoked"
+    assert any("expired" in reason for reason in row["reasons"])
+
+
+def test_chain_not_valid_is_untrusted_issuer(generations):
+    row = _one(generations, _info(60, chain_valid=False))
+    assert row["status"] == "untrusted_issuer"
+    assert "does not chain to the host's trust bundle" in row["reasons"]
+
+
+def test_retired_generation_is_untrusted_and_retiring_needs_renewal(generations):
+    retired = _one(generations, _info(60), chain=generations["1"].leaf_chain("web"))
+    assert (retired["status"], retired["issuer_generation"]) == ("untrusted_issuer", "1")
+    retiring = _one(generations, _info(60), chain=generations["2"].leaf_chain("web"))
+    assert (retiring["status"], retiring["issuer_generation"]) == ("renew_soon", "2")
+    assert "retiring CA generation 2" in retiring["reasons"][0]
+
+
+def test_foreign_issuer_is_untrusted_only_when_generations_are_known(generations):
+    foreign = Generation("x", "active").leaf_chain("web")
+    assert _one(generations, _info(60), chain=foreign)["status"] == "untrusted_issuer"
+    row = _one(generations, _info(60), chain=foreign, with_ca=False)
+    assert (row["status"], row["issuer_generation"]) == ("ok", "unknown")
+
+
+def test_unreadable_certificate_keeps_the_modules_message(generations):
+    row = _one(generations, {"failed": True, "msg": "cannot read /etc/mtls/certs/web.crt: permission denied"})
+    assert row["status"] == "unreadable"
+    assert row["reasons"] == ["cannot read /etc/mtls/certs/web.crt: permission denied"]
+    assert row["days_left"] is None
+
+
+def test_hosts_trusting_a_retired_ca_and_missing_bundles(generations):
+    old, new = generations["1"], generations["3"]
+    hosts = [_host("a", [], _pem(new.root, new.issuing)),
+             _host("b", [], _pem(old.root, new.root, new.issuing)),
+             _host("c", [], None)]
+    report = report_lib.build_report(hosts, _ca(generations), now=NOW)
+    by_host = {row["host"]: row for row in report["hosts"]}
+    assert by_host["a"]["trusts_retired_ca"] is False
+    assert by_host["b"]["retired_generations"] == ["1"]
+    assert by_host["c"]["trust_bundle_found"] is False
+    assert report["summary"]["hosts_trusting_retired_ca"] == 1
+    assert "b trusts retired CA generation(s) 1" in report["problems"]
+    assert "c has no trust bundle" in report["problems"]
+
+
+def test_crl_statuses(generations):
+    crls = [{"ca": "issuing-3", "next_update": report_lib.isoformat(NOW + 5 * DAY), "crl_number": 7},
+            {"ca": "issuing-2", "next_update": report_lib.isoformat(NOW + 1 * DAY), "crl_number": 3},
+            {"ca": "root-3", "next_update": report_lib.isoformat(NOW - DAY)},
+            {"ca": "root-2"}]
+    report = report_lib.build_report([], _ca(generations, crls), crl_warn_days=2, now=NOW)
+    assert {row["ca"]: row["status"] for row in report["crls"]} == {
+        "issuing-3": "ok", "issuing-2": "renew_soon", "root-3": "expired", "root-2": "missing"}
+    assert report["summary"]["crls_needing_attention"] == 3
+
+
+def _fleet_report(generations):
+    gen = generations["3"]
+    bundle = _pem(gen.root, gen.issuing)
+    hosts = [
+        _host("web1.example.com", [
+            {"identity": "web1", "info": _info(60), "chain_pem": gen.leaf_chain("web1")},
+            {"identity": 'odd"name\\with\nnewline', "info": _info(3), "chain_pem": gen.leaf_chain("odd")}],
+            bundle + _pem(generations["1"].root)),
+        _host("client1", [{"identity": "client1", "info": _info(-2), "chain_pem": gen.leaf_chain("c1")}], bundle),
+    ]
+    crls = [{"ca": "issuing-3", "next_update": report_lib.isoformat(NOW + 5 * DAY), "crl_number": 4}]
+    return report_lib.build_report(hosts, _ca(generations, crls), warn_days=14, now=NOW)
+
+
+def test_rows_are_sorted_and_summarised(generations):
+    report = _fleet_report(generations)
+    assert [(row["host"], row["status"]) for row in report["certificates"]] == [
+        ("client1", "expired"), ("web1.example.com", "renew_soon"), ("web1.example.com", "ok")]
+    assert report["summary"]["expired"] == 1 and report["summary"]["renew_soon"] == 1
+    assert report["summary"]["ok"] == 1
+    assert report["ca"] == {"active_generation": 3, "phase": "reissue", "generations": [
+        {"id": "1", "state": "retired"}, {"id": "2", "state": "retiring"}, {"id": "3", "state": "active"}]}
+
+
+# ---------------------------------------------------------------- formats
+
+
+def test_table_aligns_columns_and_ends_with_a_summary(generations):
+    table = report_lib.report_table(_fleet_report(generations))
+    lines = table.split("\n")
+    header, rule = lines[0], lines[1]
+    assert header.split() == ["HOST", "IDENTITY", "GEN", "NOT", "AFTER", "DAYS", "LEFT", "STATUS"]
+    assert set(rule.replace(" ", "")) == {"-"}
+    days_column_end = header.index("DAYS LEFT") + len("DAYS LEFT")
+    first_row = lines[2]
+    # Numbers are right-aligned under their header.
+    assert first_row[:days_column_end].endswith("-2.0")
+    assert "client1" in first_row and "expired" in first_row
+    assert "web1.example.com  trusts" not in table
+    assert "HOST TRUSTING A RETIRED CA" in table
+    # A newline inside a value must not break the table's rows.
+    assert 'odd"name\\with\\nnewline' in table
+    assert lines[-1] == ("3 certificate(s): expired 1, renew_soon 1, ok 1; "
+                         "1 host(s) trust a retired CA; 0 CRL(s) need attention")
+
+
+def test_format_table_rejects_nothing_and_pads_missing_values():
+    table = report_lib.format_table([{"a": "x", "b": None}, {"a": "longer", "b": 5}], [("a", "A"), ("b", "B")])
+    assert table.split("\n") == ["A       B", "------  -", "x       -", "longer  5"]
+
+
+def test_json_round_trips(generations):
+    report = _fleet_report(generations)
+    assert json.loads(report_lib.report_json(report)) == report
+
+
+def _families(text):
+    return {family.name: family for family in text_string_to_metric_families(text)}
+
+
+def test_prometheus_text_parses_back_with_escaped_labels(generations):
+    report = _fleet_report(generations)
+    text = report_lib.report_prometheus(report)
+    families = _families(text)
+    assert set(families) == {"mtls_certificate_expiry_seconds", "mtls_certificate_days_left",
+                             "mtls_certificate_status", "mtls_crl_next_update_seconds",
+                             "mtls_host_trusts_retired_ca", "mtls_report_timestamp_seconds"}
+    for family in families.values():
+        assert family.type == "gauge"
+        assert family.documentation
+    expiry = {(s.labels["host"], s.labels["identity"]): s for s in families["mtls_certificate_expiry_seconds"].samples}
+    odd = expiry[("web1.example.com", 'odd"name\\with\nnewline')]
+    assert odd.labels["issuer_generation"] == "3"
+    assert odd.value == (NOW + 3 * DAY).timestamp()
+    days = {s.labels["identity"]: s.value for s in families["mtls_certificate_days_left"].samples}
+    assert days == {"client1": -2.0, "web1": 60.0, 'odd"name\\with\nnewline': 3.0}
+    status = {(s.labels["identity"], s.labels["status"]): s.value for s in families["mtls_certificate_status"].samples}
+    assert status[("client1", "expired")] == 1 and status[("client1", "ok")] == 0
+    assert sum(status.values()) == 3
+    assert len(status) == 3 * len(report_lib.CERT_STATUSES)
+    trusts = {s.labels["host"]: s.value for s in families["mtls_host_trusts_retired_ca"].samples}
+    assert trusts == {"web1.example.com": 1, "client1": 0}
+    crl = families["mtls_crl_next_update_seconds"].samples
+    assert [(s.labels, s.value) for s in crl] == [({"ca": "issuing-3"}, (NOW + 5 * DAY).timestamp())]
+    assert families["mtls_report_timestamp_seconds"].samples[0].value == NOW.timestamp()
+
+
+def test_prometheus_headers_precede_samples_and_file_ends_with_newline(generations):
+    text = report_lib.report_prometheus(_fleet_report(generations))
+    assert text.endswith("\n") and not text.endswith("\n\n")
+    seen_type = set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            seen_type.add(line.split()[2])
+        elif not line.startswith("#"):
+            assert line.split("{")[0].split(" ")[0] in seen_type
+    # Raw newlines inside a label value would split a sample over two lines.
+    assert all(line.startswith(("#", "mtls_")) for line in text.splitlines())
+
+
+def test_prometheus_of_an_empty_fleet_is_still_valid():
+    text = report_lib.report_prometheus(report_lib.build_report([], None, now=NOW))
+    families = _families(text)
+    assert families["mtls_certificate_expiry_seconds"].samples == []
+    assert families["mtls_report_timestamp_seconds"].samples[0].value == NOW.timestamp()
+
+
+def test_help_text_escaping():
+    assert report_lib._escape_help("a\\b\nc") == "a\\\\b\\nc"
+    assert report_lib._escape_label_value('q"\\\n') == 'q\\"\\\\\\n'
+
+
+# ---------------------------------------------------------------- verify summary
+
+
+def _probe(expect, with_identity=True, **result):
+    return {"client": "client1", "target": "web1:443", "protocol": "http", "with_identity": with_identity,
+            "identity": "client1" if with_identity else None, "expect": expect, "result": result}
+
+
+def test_probe_summary_judges_each_expectation():
+    summary = report_lib.summarize_probes([
+        _probe("accepted", accepted=True, stage="done"),
+        _probe("rejected", with_identity=False, accepted=False, stage="handshake", error="certificate required"),
+    ])
+    assert summary["passed"] is True
+    assert [row["result"] for row in summary["rows"]] == ["PASS", "PASS"]
+    assert [row["identity"] for row in summary["rows"]] == ["client1", "none"]
+    assert summary["table"].endswith("2 probe(s), 2 passed, 0 failed")
+
+
+def test_probe_summary_fails_wrong_outcomes_and_unreachable_targets():
+    summary = report_lib.summarize_probes([
+        _probe("rejected", with_identity=False, accepted=True, stage="done"),
+        _probe("rejected", with_identity=False, accepted=False, stage="connect", error="connection refused"),
+        _probe("accepted", failed=True, msg="module crashed"),
+    ])
+    assert summary["passed"] is False
+    assert sorted(row["outcome"] for row in summary["failures"]) == ["accepted", "unreachable", "unreachable"]
+    assert "FAIL" in summary["table"]
+
+
+def test_probe_summary_without_probes_does_not_pass():
+    assert report_lib.summarize_probes([])["passed"] is False
+
+
+def test_probe_summary_rejects_bad_expectation():
+    with pytest.raises(MtlsError, match="expect='maybe'"):
+        report_lib.summarize_probes([_probe("maybe", accepted=True)])
+
+
+def test_filter_plugin_wraps_errors_for_ansible():
+    from ansible.errors import AnsibleFilterError
+    from ansible_collections.fleet.mtls.plugins.filter.report import FilterModule
+
+    filters = FilterModule().filters()
+    with pytest.raises(AnsibleFilterError, match="fleet.mtls.fleet_report: warn_days"):
+        filters["fleet_report"]([], warn_days=-3)
+    rendered = filters["fleet_report"]([], now="2026-06-01T12:00:00Z")
+    assert set(rendered) == {"report", "table", "json", "prometheus"}
