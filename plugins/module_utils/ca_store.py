@@ -33,6 +33,8 @@ import tempfile
 from ansible_collections.fleet.mtls.plugins.module_utils.compat import (
     isoformat, not_valid_after, not_valid_before, pem_blocks, utcnow)
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
+from ansible_collections.fleet.mtls.plugins.module_utils.inspect import (
+    fingerprint_sha256, issued_by, load_certificates, serial_hex)
 from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import (
     StagedFiles, parse_mode, read_file, resolve_gid, resolve_uid)
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import (
@@ -69,38 +71,14 @@ def random_serial():
 
 
 def load_certificate(data, source):
+    """The first certificate of PEM ``data`` (a CA store file holds one)."""
     if data is None:
         raise MtlsError("%s is missing" % source)
-    blocks = pem_blocks(data, "CERTIFICATE")
-    if not blocks:
-        raise MtlsError("%s holds no PEM certificate" % source)
-    try:
-        return x509.load_pem_x509_certificate(blocks[0])
-    except ValueError as exc:
-        raise MtlsError("%s is not a readable certificate: %s" % (source, str(exc).splitlines()[0]))
-
-
-def load_certificates(data, source):
-    """Every certificate of a PEM bundle, in order."""
-    if data is None:
-        raise MtlsError("%s is missing" % source)
-    certs = []
-    for block in pem_blocks(data, "CERTIFICATE"):
-        try:
-            certs.append(x509.load_pem_x509_certificate(block))
-        except ValueError as exc:
-            raise MtlsError("%s holds an unreadable certificate: %s" % (source, str(exc).splitlines()[0]))
-    if not certs:
-        raise MtlsError("%s holds no PEM certificate" % source)
-    return certs
+    return load_certificates(data, source)[0]
 
 
 def certificate_pem(cert):
     return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def fingerprint_sha256(cert):
-    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
 
 
 def is_self_signed(cert):
@@ -215,8 +193,7 @@ class CAStore:
 
     def chain(self):
         self.require()
-        chain = load_certificates(read_file(self.chain_path, "CA chain"), "CA chain %s" % self.chain_path)
-        return chain
+        return load_certificates(read_file(self.chain_path, "CA chain"), "CA chain %s" % self.chain_path)
 
     def load(self, passphrase, allow_expired=False):
         """Signer for this store; checks passphrase, key/certificate match and validity."""
@@ -252,7 +229,7 @@ class CAStore:
             "parent": meta.get("parent"),
             "subject": subject_string(cert.subject),
             "issuer": subject_string(cert.issuer),
-            "serial": format(cert.serial_number, "x"),
+            "serial": serial_hex(cert.serial_number),
             "not_before": isoformat(not_valid_before(cert)),
             "not_after": isoformat(not_valid_after(cert)),
             "fingerprint_sha256": fingerprint_sha256(cert),
@@ -464,24 +441,6 @@ def create_intermediate(path, passphrase, parent_store_path, parent_passphrase, 
     return CAResult(True, store, {}, store.describe())
 
 
-def _verify_issued_by(cert, issuer):
-    """True when ``issuer``'s key signed ``cert`` (cryptography >= 38: no verify_directly_issued_by)."""
-    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-    public_key = issuer.public_key()
-    try:
-        if isinstance(public_key, rsa.RSAPublicKey):
-            public_key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(),
-                              cert.signature_hash_algorithm)
-        elif isinstance(public_key, ec.EllipticCurvePublicKey):
-            public_key.verify(cert.signature, cert.tbs_certificate_bytes,
-                              ec.ECDSA(cert.signature_hash_algorithm))
-        else:
-            public_key.verify(cert.signature, cert.tbs_certificate_bytes)
-    except Exception:
-        return False
-    return cert.issuer == issuer.subject
-
-
 def adopt(path, key_pem, cert_pem, adopt_passphrase, passphrase, parent_chain_pem=None,
           parent_path=None, mode=DEFAULT_STORE_MODE, owner=None, group=None, check_mode=False):
     """Ensure a store holding an existing CA (e.g. made with openssl).
@@ -507,13 +466,13 @@ def adopt(path, key_pem, cert_pem, adopt_passphrase, passphrase, parent_chain_pe
     key_type = key_type_of(key)
     if parent_chain_pem:
         parents = load_certificates(parent_chain_pem, "parent chain to adopt")
-        if not _verify_issued_by(cert, parents[0]):
+        if not issued_by(cert, parents[0]):
             raise MtlsError("parent chain to adopt does not start with the issuer of %s"
                             % subject_string(cert.subject))
         kind = "intermediate"
         chain_pem = certificate_pem(cert) + b"".join(certificate_pem(p) for p in parents)
     else:
-        if not is_self_signed(cert) or not _verify_issued_by(cert, cert):
+        if not is_self_signed(cert) or not issued_by(cert, cert):
             raise MtlsError("certificate to adopt (%s) is not a self-signed root: give its parent chain "
                             "(adopt_chain) to adopt an intermediate" % subject_string(cert.subject))
         kind = "root"

@@ -27,6 +27,7 @@ import os
 from ansible_collections.fleet.mtls.plugins.module_utils.compat import isoformat, utcnow
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import atomic_write, file_lock, read_file
+from ansible_collections.fleet.mtls.plugins.module_utils.inspect import serial_hex
 
 INDEX_FORMAT = 1
 # CRL reason codes (RFC 5280 5.3.1) by the names cryptography's ReasonFlags use.
@@ -35,10 +36,6 @@ REVOCATION_REASONS = ("unspecified", "keyCompromise", "cACompromise", "affiliati
 _REASON_ALIASES = dict((name.lower().replace("_", ""), name) for name in REVOCATION_REASONS)
 # A serial collision of 159 random bits does not happen by chance; a loop that keeps colliding is a bug.
 _MAX_REDRAWS = 8
-
-
-def serial_hex(serial):
-    return format(serial, "x")
 
 
 def serial_int(serial):

@@ -33,7 +33,8 @@ from ansible_collections.fleet.mtls.plugins.module_utils.ca_store import certifi
 from ansible_collections.fleet.mtls.plugins.module_utils.compat import isoformat, utcnow
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import StagedFiles, ensure_dir, parse_mode
-from ansible_collections.fleet.mtls.plugins.module_utils.index import new_entry, serial_hex
+from ansible_collections.fleet.mtls.plugins.module_utils.index import new_entry
+from ansible_collections.fleet.mtls.plugins.module_utils.inspect import serial_hex
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import (
     KEY_TYPES, DEFAULT_KEY_TYPE, check_key_type, generate_private_key, key_type_of, serialize_private_key)
 from ansible_collections.fleet.mtls.plugins.module_utils.names import (
@@ -41,6 +42,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils.names import (
     subject_string)
 from ansible_collections.fleet.mtls.plugins.module_utils.profiles import (
     DEFAULT_PROFILE, check_profile, extended_key_usage, leaf_key_usage)
+from ansible_collections.fleet.mtls.plugins.module_utils.renewal import check_identity_name
 
 try:
     from cryptography import x509
@@ -51,8 +53,7 @@ except ImportError:
 DEFAULT_VALIDITY_DAYS = 90
 DEFAULT_BACKDATE_MINUTES = 5
 SERVER_PROFILES = ("server", "server_client")
-# Identity and host names become file names (central keys, on-host layout): no separators.
-_FILE_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
+_HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 _REQUEST_KEYS = ("identity", "host", "csr", "profile", "sans", "common_name", "validity_days", "key_type")
 
 
@@ -81,11 +82,12 @@ def load_csr(data, source="CSR"):
     return csr
 
 
-def check_name(value, what):
-    if not isinstance(value, str) or not _FILE_SAFE_NAME.match(value):
-        raise MtlsError("invalid %s %r: use 1-128 letters, digits, '.', '_', '@' or '-' (it names files)"
-                        % (what, value))
-    return value
+def check_host_name(host):
+    """A host name names the central key directory: no separators, no leading dot."""
+    if not isinstance(host, str) or not _HOST_NAME.match(host):
+        raise MtlsError("invalid host %r: use 1-253 letters, digits, '.', '_' or '-', starting with a "
+                        "letter or digit" % (host,))
+    return host
 
 
 def _leaf_sans(profile, common_name, requested_sans, csr_sans):
@@ -123,6 +125,8 @@ class LeafPlan:
         self.sans = sans
         self.validity_days = validity_days
         self.csr = csr
+        self.subject = build_subject(common_name)
+        self.subject_text = subject_string(self.subject)
         self.public_key = public_key
         self.key_type = key_type
         self.private_key = None
@@ -150,9 +154,16 @@ class LeafSigner:
         self.issuer_name = signer.certificate.subject
         self.basic_constraints = x509.BasicConstraints(ca=False, path_length=None)
         self.eku = dict((profile, extended_key_usage(profile)) for profile in ("server", "client", "server_client"))
+        self._validity = {}
 
     def validity(self, validity_days, label="the leaf"):
+        """(not_before, not_after) for ``validity_days``; a batch mostly repeats one value."""
         _check_validity_days(validity_days)
+        if validity_days not in self._validity:
+            self._validity[validity_days] = self._compute_validity(validity_days, label)
+        return self._validity[validity_days]
+
+    def _compute_validity(self, validity_days, label):
         not_after = self.now + datetime.timedelta(days=validity_days)
         if not_after > self.signer.not_after:
             if not self.truncate_to_issuer:
@@ -165,7 +176,7 @@ class LeafSigner:
     def sign(self, plan, serial):
         public_key = plan.public_key
         builder = (x509.CertificateBuilder()
-                   .subject_name(build_subject(plan.common_name))
+                   .subject_name(plan.subject)
                    .issuer_name(self.issuer_name)
                    .public_key(public_key)
                    .serial_number(serial)
@@ -195,9 +206,9 @@ def plan_request(leaf_signer, request, position=1, default_validity_days=DEFAULT
         unknown = sorted(set(request) - set(_REQUEST_KEYS))
         if unknown:
             raise MtlsError("unknown request keys %s (known: %s)" % (", ".join(unknown), ", ".join(_REQUEST_KEYS)))
-        check_name(identity, "identity")
+        check_identity_name(identity)
         if host is not None:
-            check_name(host, "host")
+            check_host_name(host)
         profile = check_profile(request.get("profile") or DEFAULT_PROFILE)
         validity_days = request.get("validity_days")
         validity_days = default_validity_days if validity_days is None else validity_days
@@ -222,7 +233,6 @@ def plan_request(leaf_signer, request, position=1, default_validity_days=DEFAULT
         if key_type not in allowed:
             raise MtlsError("key type %s is not allowed (allowed: %s)" % (key_type, ", ".join(allowed)))
         common_name = request.get("common_name") or csr_cn or identity
-        build_subject(common_name)  # length and emptiness checks
         sans = _leaf_sans(profile, common_name, request.get("sans"), csr_sans)
         plan = LeafPlan(position, identity, host, profile, common_name, sans, validity_days, csr, public_key,
                         key_type)
@@ -245,7 +255,7 @@ class IssuedLeaf:
             "identity": self.plan.identity,
             "host": self.plan.host,
             "profile": self.plan.profile,
-            "subject": subject_string(build_subject(self.plan.common_name)),
+            "subject": self.plan.subject_text,
             "sans": self.plan.sans,
             "serial": serial_hex(self.certificate.serial_number) if self.certificate is not None else None,
             "certificate": cert_pem,
@@ -315,7 +325,7 @@ def sign_batch(signer, store, requests, validity_days=DEFAULT_VALIDITY_DAYS,
     if check_mode:
         return [IssuedLeaf(plan, None, None, plan.key_path) for plan in plans]
 
-    with StagedFiles() as staged_keys:
+    with StagedFiles(batch_sync=True) as staged_keys:
         if generate_keys:
             _stage_central_keys(plans, os.path.abspath(key_dir), staged_keys, key_owner, key_group, key_mode)
         index = store.index()
@@ -344,7 +354,7 @@ def sign_batch(signer, store, requests, validity_days=DEFAULT_VALIDITY_DAYS,
 
 
 def _entry_for(plan, cert, now):
-    return new_entry(cert.serial_number, plan.identity, plan.host, subject_string(cert.subject), plan.sans,
+    return new_entry(cert.serial_number, plan.identity, plan.host, plan.subject_text, plan.sans,
                      plan.profile, plan.not_before, plan.not_after, now)
 
 
