@@ -1,0 +1,40 @@
+#!/bin/bash
+# Prepare a Debian 12 host for `make test`: system packages and the podman settings
+# this kind of VM needs. Idempotent; does nothing (quickly) when all is in place.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# podman + runc + netavark/aardvark-dns: rootful containers that resolve each other by name.
+# debootstrap + keyring: the test images. python3-venv: the tool venv. git/rsync: staging.
+HOST_PACKAGES=(
+    podman runc netavark aardvark-dns conmon catatonit
+    debootstrap debian-archive-keyring
+    python3 python3-venv
+    git rsync make curl openssl ca-certificates
+)
+CONTAINERS_CONF=${MTLS_CONTAINERS_CONF:-/etc/containers/containers.conf}
+
+missing=()
+for package in "${HOST_PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
+    [[ $status == "install ok installed" ]] || missing+=("$package")
+done
+if ((${#missing[@]})); then
+    ((EUID == 0)) || die "missing packages (${missing[*]}); run 'make setup' as root"
+    log "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+else
+    log "host packages present"
+fi
+
+# Hybrid cgroups here rule out crun, and the sandbox cannot raise rlimits to podman's
+# defaults: pin runc and lower default ulimits, leaving other settings alone.
+if ((EUID == 0)); then
+    python3 "$REPO_ROOT/tools/containers_conf.py" "$CONTAINERS_CONF" \
+        'containers.default_ulimits=["nofile=20000:20000", "nproc=4096:4096"]' \
+        'engine.runtime="runc"'
+else
+    log "not root: leaving $CONTAINERS_CONF alone"
+fi
