@@ -54,7 +54,8 @@ DEFAULT_VALIDITY_DAYS = 90
 DEFAULT_BACKDATE_MINUTES = 5
 SERVER_PROFILES = ("server", "server_client")
 _HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
-_REQUEST_KEYS = ("identity", "host", "csr", "profile", "sans", "common_name", "validity_days", "key_type")
+_REQUEST_TYPES = {"identity": "str", "host": "str", "csr": "str", "profile": "str", "sans": "list",
+                  "common_name": "str", "validity_days": "int", "key_type": "str"}
 
 
 def load_csr(data, source="CSR"):
@@ -194,6 +195,26 @@ class LeafSigner:
         return builder.sign(self.signer.key, self.signer.hash_algorithm)
 
 
+def _check_request_types(request):
+    unknown = sorted(set(request) - set(_REQUEST_TYPES))
+    if unknown:
+        raise MtlsError("unknown request keys %s (known: %s)" % (", ".join(unknown), ", ".join(_REQUEST_TYPES)))
+    for key, value in request.items():
+        if value is None:
+            continue
+        expected = _REQUEST_TYPES[key]
+        if key == "validity_days" and isinstance(value, str) and value.isdigit():
+            request[key] = int(value)
+        elif expected == "list":
+            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+                raise MtlsError("%s must be a list of strings" % key)
+        elif expected == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise MtlsError("%s must be an integer, got %r" % (key, value))
+        elif not isinstance(value, str) and not (key == "csr" and isinstance(value, (bytes, x509.CertificateSigningRequest))):
+            raise MtlsError("%s must be a string, got %s" % (key, type(value).__name__))
+
+
 def plan_request(leaf_signer, request, position=1, default_validity_days=DEFAULT_VALIDITY_DAYS,
                  generate_keys=False, allowed_key_types=None):
     """Validate one request dict -> LeafPlan; every problem names the request."""
@@ -203,9 +224,7 @@ def plan_request(leaf_signer, request, position=1, default_validity_days=DEFAULT
     host = request.get("host") or None
     where = "request %d (identity %s%s)" % (position, identity, " on host %s" % host if host else "")
     try:
-        unknown = sorted(set(request) - set(_REQUEST_KEYS))
-        if unknown:
-            raise MtlsError("unknown request keys %s (known: %s)" % (", ".join(unknown), ", ".join(_REQUEST_KEYS)))
+        _check_request_types(request)
         check_identity_name(identity)
         if host is not None:
             check_host_name(host)

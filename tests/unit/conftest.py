@@ -39,9 +39,8 @@ def collections_root() -> Path:
     for entry in os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep):
         if entry and _holds_collection(Path(entry)):
             return Path(entry)
-    enclosing = COLLECTION_ROOT.parents[2]
     if COLLECTION_ROOT.parent.name == NAMESPACE and COLLECTION_ROOT.parents[1].name == "ansible_collections":
-        return enclosing
+        return COLLECTION_ROOT.parents[2]
     return _symlinked_collections_root()
 
 
