@@ -2,7 +2,9 @@
 certificates a real CA refuses to issue (expired, not yet valid, wrong EKU, CA without keyCertSign,
 path length violations, foreign roots) without depending on the collection's issuing code.
 
-Works with cryptography 38 too, so the inspection tests can run against Debian 12's version.
+Self-contained on purpose (only cryptography, none of the collection's code): the certificates the
+tests judge the collection by are not made by the collection. Works with cryptography 38 too, so the
+inspection tests can run against Debian 12's version.
 """
 
 from __future__ import annotations
@@ -12,14 +14,29 @@ import ipaddress
 import os
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-from ansible_collections.fleet.mtls.plugins.module_utils.keys import generate_private_key, signing_hash
 
 UTC = datetime.timezone.utc
 EKU = {"serverAuth": ExtendedKeyUsageOID.SERVER_AUTH, "clientAuth": ExtendedKeyUsageOID.CLIENT_AUTH,
        "codeSigning": ExtendedKeyUsageOID.CODE_SIGNING}
+
+
+def generate_key(key_type="ec_p256"):
+    if key_type == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    if key_type.startswith("rsa"):
+        return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[3:]))
+    return ec.generate_private_key({"ec_p256": ec.SECP256R1(), "ec_p384": ec.SECP384R1()}[key_type])
+
+
+def _signature_hash(key):
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return None
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size == 384:
+        return hashes.SHA384()
+    return hashes.SHA256()
 
 
 def now():
@@ -51,7 +68,9 @@ class Identity:
 
     @property
     def chain_pem(self):
-        return self.cert_pem + b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.chain)
+        """What a server presents: the certificate and its intermediates, without the root."""
+        intermediates = [c for c in self.chain if c.subject != c.issuer]
+        return self.cert_pem + b"".join(c.public_bytes(serialization.Encoding.PEM) for c in intermediates)
 
     def key_pem(self, passphrase=None):
         encryption = (serialization.BestAvailableEncryption(passphrase.encode())
@@ -86,7 +105,7 @@ def make_certificate(common_name, issuer=None, key_type="ec_p256", ca=False, pat
     ``key_cert_sign`` defaults to ``ca``; ``eku`` is a list of names from EKU (None: no EKU
     extension). ``signer_key`` signs with a different key than the issuer's (bad signature).
     """
-    key = key or generate_private_key(key_type)
+    key = key or generate_key(key_type)
     subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
                          x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     start = not_before or now() - datetime.timedelta(minutes=5)
@@ -115,7 +134,7 @@ def make_certificate(common_name, issuer=None, key_type="ec_p256", ca=False, pat
         authority_key = issuer.key.public_key() if issuer else key.public_key()
         builder = builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(authority_key),
                                         critical=False)
-    cert = builder.sign(signing_key, signing_hash(signing_key))
+    cert = builder.sign(signing_key, _signature_hash(signing_key))
     chain = ([issuer.cert] + issuer.chain) if issuer else []
     return Identity(cert, key, chain)
 
@@ -131,7 +150,7 @@ def make_crl(issuer, revoked=(), next_update=None, last_update=None, crl_number=
         entry = (x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(last)
                  .add_extension(x509.CRLReason(x509.ReasonFlags.key_compromise), critical=False).build())
         builder = builder.add_revoked_certificate(entry)
-    return builder.sign(issuer.key, signing_hash(issuer.key))
+    return builder.sign(issuer.key, _signature_hash(issuer.key))
 
 
 def crl_pem(*crls):

@@ -1,0 +1,383 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: fleet.mtls contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: cert_info
+short_description: Inspect certificate files, match them to a key, validate the chain and check revocation
+version_added: "1.0.0"
+description:
+  - Reads a certificate file (a leaf, a chain file or a whole bundle) or PEM text and reports the
+    subject, SANs, issuer, serial, validity, days and fraction of the lifetime left, EKU, profile
+    and fingerprint of the first certificate (the leaf).
+  - Optionally compares it with a private key (O(key_path)), validates the certification path
+    against a trust bundle (O(trust_bundle)) and checks it against CRLs (O(crl)).
+  - The path validation is done by the collection itself (issuer names, key identifiers, every
+    signature, validity, CA constraints, path length and EKU), so it gives the same answer on
+    hosts with cryptography 38 as on a current controller.
+  - Nothing is ever written; private keys are read only to compare their public half and are never returned.
+author:
+  - fleet.mtls contributors
+options:
+  path:
+    description:
+      - PEM file to inspect. The first certificate is the one described; further certificates in the
+        file count as untrusted intermediates for O(trust_bundle) validation.
+      - A missing file is not an error; RV(exists) is then V(false).
+      - Exactly one of O(path) and O(content) is required.
+    type: path
+  content:
+    description:
+      - PEM text to inspect instead of a file.
+    type: str
+  all:
+    description:
+      - Also return RV(certificates), a description of every certificate in the file, in file order.
+    type: bool
+    default: false
+  key_path:
+    description:
+      - Private key file to compare with the certificate (RV(key_match)). A missing key file gives
+        RV(key_match=false) and RV(key_exists=false); an unreadable or damaged one fails.
+    type: path
+  key_passphrase:
+    description:
+      - Passphrase of an encrypted O(key_path).
+    type: str
+  trust_bundle:
+    description:
+      - PEM bundle of trusted CA certificates (roots and/or intermediates). Sets RV(chain_valid) and
+        RV(chain_reason). The path may end at any certificate of the bundle.
+    type: path
+  chain:
+    description:
+      - PEM file with untrusted intermediate certificates that may be needed to reach O(trust_bundle).
+    type: path
+  purpose:
+    description:
+      - Require this extended key usage of the leaf (and of CA certificates that carry an EKU) in
+        the chain validation. A certificate without EKU extension serves any purpose.
+    type: str
+    choices: [serverAuth, clientAuth]
+  crl:
+    description:
+      - PEM file with CRLs (one per CA is the usual layout). Only a CRL signed by the leaf's issuer
+        and still current counts. Sets RV(revoked) and RV(revocation).
+    type: path
+  renew_fraction:
+    description:
+      - Report RV(in_renewal_window) when at most this fraction of the lifetime is left (V(0) to V(0.99)).
+      - Defaults to one third when O(renew_days) is not set; with both, whichever comes first wins
+        (the same rule as M(fleet.mtls.csr)).
+    type: float
+  renew_days:
+    description:
+      - Report RV(in_renewal_window) when at most this many days are left.
+    type: int
+notes:
+  - Read-only; check mode runs the same inspection and RV(changed) is always V(false).
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+requirements:
+  - cryptography >= 38
+seealso:
+  - module: fleet.mtls.tls_probe
+  - module: fleet.mtls.csr
+"""
+
+EXAMPLES = r"""
+- name: Inspect the installed web identity
+  fleet.mtls.cert_info:
+    path: /etc/mtls/certs/web.chain.pem
+    key_path: /etc/mtls/private/web.key
+    trust_bundle: /etc/mtls/trust-bundle.pem
+    crl: /etc/mtls/crl.pem
+    purpose: serverAuth
+  register: web_cert
+
+- name: Fail when the certificate is unusable
+  ansible.builtin.assert:
+    that:
+      - web_cert.exists
+      - web_cert.key_match
+      - web_cert.chain_valid
+      - not web_cert.revoked
+    fail_msg: "web certificate: {{ web_cert.chain_reason | default('ok') }}, revocation {{ web_cert.revocation }}"
+
+- name: List every CA certificate of the trust bundle
+  fleet.mtls.cert_info:
+    path: /etc/mtls/trust-bundle.pem
+    all: true
+  register: bundle
+"""
+
+RETURN = r"""
+exists:
+  description: Whether O(path) exists (always V(true) with O(content)). When V(false) no other field is returned.
+  returned: always
+  type: bool
+count:
+  description: Number of certificates in the file or content.
+  returned: when exists
+  type: int
+subject:
+  description: Subject of the leaf (RFC 4514).
+  returned: when exists
+  type: str
+  sample: CN=web1.example.net,O=Example
+common_name:
+  description: Common name of the leaf, V(null) without one.
+  returned: when exists
+  type: str
+sans:
+  description: Subject alternative names in canonical form (V(DNS:name), V(IP:addr), V(URI:uri), V(email:addr)).
+  returned: when exists
+  type: list
+  elements: str
+  sample: [DNS:web1.example.net, IP:192.0.2.10]
+issuer:
+  description: Issuer of the leaf (RFC 4514).
+  returned: when exists
+  type: str
+serial:
+  description: Serial number, lower-case hex without colons.
+  returned: when exists
+  type: str
+  sample: 4f1a09c3e2
+not_before:
+  description: Start of validity, ISO 8601 UTC.
+  returned: when exists
+  type: str
+  sample: "2026-11-26T10:00:00Z"
+not_after:
+  description: End of validity, ISO 8601 UTC.
+  returned: when exists
+  type: str
+  sample: "2027-02-24T10:00:00Z"
+days_left:
+  description: Days until expiry (one decimal, negative once expired).
+  returned: when exists
+  type: float
+fraction_left:
+  description: Fraction of the lifetime left, from V(0) (expired) to V(1) (not yet started).
+  returned: when exists
+  type: float
+lifetime_days:
+  description: Total lifetime in days.
+  returned: when exists
+  type: float
+eku:
+  description: Extended key usages (V(serverAuth), V(clientAuth), or dotted OIDs).
+  returned: when exists
+  type: list
+  elements: str
+profile:
+  description: V(server), V(client) or V(server_client) from the EKU, V(null) when none of them.
+  returned: when exists
+  type: str
+is_ca:
+  description: Whether the certificate is a CA certificate (BasicConstraints).
+  returned: when exists
+  type: bool
+key_type:
+  description: Public key type (V(ec_p256), V(ec_p384), V(rsa2048), V(rsa3072), V(rsa4096), V(ed25519), or a description of another kind).
+  returned: when exists
+  type: str
+fingerprint_sha256:
+  description: SHA-256 fingerprint, lower-case colon-separated hex.
+  returned: when exists
+  type: str
+ski:
+  description: Subject key identifier (colon-separated hex), V(null) without the extension.
+  returned: when exists
+  type: str
+aki:
+  description: Authority key identifier (colon-separated hex), V(null) without the extension.
+  returned: when exists
+  type: str
+in_renewal_window:
+  description: Whether the leaf is inside its renewal window (see O(renew_fraction) and O(renew_days)).
+  returned: when exists
+  type: bool
+certificates:
+  description: Every certificate of the file, each with the fields above, when O(all=true).
+  returned: when exists and O(all=true)
+  type: list
+  elements: dict
+key_exists:
+  description: Whether O(key_path) exists, V(null) without O(key_path).
+  returned: when exists
+  type: bool
+key_match:
+  description: Whether O(key_path) holds the private key of the leaf, V(null) without O(key_path).
+  returned: when exists
+  type: bool
+chain_valid:
+  description: Whether a valid path leads from the leaf to a certificate of O(trust_bundle), V(null) without O(trust_bundle).
+  returned: when exists
+  type: bool
+chain_reason:
+  description:
+    - Why the path is not valid, V(null) when it is (or without O(trust_bundle)).
+    - One of V(expired), V(not yet valid), V(unknown issuer), V(bad signature), V(issuer is not a CA),
+      V(path length exceeded), V(wrong purpose).
+  returned: when exists
+  type: str
+chain_failed_subject:
+  description: Subject of the certificate the RV(chain_reason) is about (the leaf or an intermediate).
+  returned: when exists
+  type: str
+chain_path:
+  description: Subjects of the validated path, leaf first, ending at a trusted certificate; V(null) when not valid.
+  returned: when exists
+  type: list
+  elements: str
+revoked:
+  description: V(true) when a current CRL of the issuer lists the leaf, V(false) when it does not, V(null) when unknown or without O(crl).
+  returned: when exists
+  type: bool
+revocation:
+  description: V(good), V(revoked), V(no crl for issuer) or V(crl expired); V(null) without O(crl).
+  returned: when exists
+  type: str
+revocation_date:
+  description: When the leaf was revoked (ISO 8601 UTC), V(null) unless revoked.
+  returned: when exists
+  type: str
+revocation_reason:
+  description: CRL reason code of the revocation (for example V(keyCompromise)), V(null) when none was given.
+  returned: when exists
+  type: str
+crl_next_update:
+  description: Next update of the CRL used, V(null) without one.
+  returned: when exists
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
+from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import read_file
+from ansible_collections.fleet.mtls.plugins.module_utils.inspect import (
+    REVOCATION_GOOD, REVOCATION_REVOKED, check_revocation, describe_certificate, find_issuer,
+    load_certificates, load_crls, verify_chain)
+from ansible_collections.fleet.mtls.plugins.module_utils.keys import load_private_key, same_public_key
+from ansible_collections.fleet.mtls.plugins.module_utils.module_common import run_module
+from ansible_collections.fleet.mtls.plugins.module_utils.names import subject_string
+from ansible_collections.fleet.mtls.plugins.module_utils.renewal import Expected, renewal_threshold_days
+
+
+def _read_required(path, what):
+    data = read_file(path, what)
+    if data is None:
+        raise MtlsError("%s %s does not exist" % (what, path))
+    return data
+
+
+def _key_fields(params, leaf):
+    if params["key_path"] is None:
+        return {"key_exists": None, "key_match": None}
+    data = read_file(params["key_path"], "private key")
+    if data is None:
+        return {"key_exists": False, "key_match": False}
+    key = load_private_key(data, params["key_passphrase"], source="private key %s" % params["key_path"])
+    return {"key_exists": True, "key_match": same_public_key(key, leaf.public_key())}
+
+
+def _chain_fields(params, certificates):
+    fields = {"chain_valid": None, "chain_reason": None, "chain_failed_subject": None, "chain_path": None}
+    intermediates = certificates[1:]
+    if params["chain"] is not None:
+        intermediates += load_certificates(_read_required(params["chain"], "chain"), "chain %s" % params["chain"])
+    anchors = []
+    if params["trust_bundle"] is not None:
+        anchors = load_certificates(_read_required(params["trust_bundle"], "trust_bundle"),
+                                    "trust_bundle %s" % params["trust_bundle"])
+        ok, reason, path = verify_chain(certificates[0], intermediates, anchors, purpose=params["purpose"])
+        fields["chain_valid"] = ok
+        if ok:
+            fields["chain_path"] = [subject_string(cert.subject) for cert in path]
+        else:
+            fields["chain_reason"] = reason
+            fields["chain_failed_subject"] = subject_string(path[-1].subject)
+    return fields, intermediates, anchors
+
+
+def _revocation_fields(params, leaf, candidates):
+    fields = {"revoked": None, "revocation": None, "revocation_date": None, "revocation_reason": None,
+              "crl_next_update": None}
+    if params["crl"] is None:
+        return fields
+    crls = load_crls(_read_required(params["crl"], "crl"), "crl %s" % params["crl"])
+    issuer = find_issuer(leaf, [leaf] + candidates)
+    if issuer is None:
+        fields["revocation"] = "no crl for issuer"
+        return fields
+    status = check_revocation(leaf, issuer, crls)
+    fields.update({
+        "revocation": status["status"],
+        "revoked": {REVOCATION_REVOKED: True, REVOCATION_GOOD: False}.get(status["status"]),
+        "revocation_date": status["revoked_at"],
+        "revocation_reason": status["reason"],
+        "crl_next_update": status["crl_next_update"],
+    })
+    return fields
+
+
+def inspect_certificate(module):
+    params = module.params
+    if params["path"] is not None:
+        data = read_file(params["path"], "certificate file")
+        if data is None:
+            return {"changed": False, "exists": False}
+        source = params["path"]
+    else:
+        data, source = params["content"], "content"
+    expected = Expected(renew_fraction=params["renew_fraction"], renew_days=params["renew_days"])
+    certificates = load_certificates(data, source)
+    leaf = certificates[0]
+    result = {"changed": False, "exists": True, "count": len(certificates)}
+    result.update(describe_certificate(leaf))
+    result["in_renewal_window"] = result["days_left"] <= renewal_threshold_days(result["lifetime_days"], expected)
+    if params["all"]:
+        result["certificates"] = [describe_certificate(cert) for cert in certificates]
+    result.update(_key_fields(params, leaf))
+    chain_fields, intermediates, anchors = _chain_fields(params, certificates)
+    result.update(chain_fields)
+    result.update(_revocation_fields(params, leaf, intermediates + anchors))
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path"),
+            content=dict(type="str"),
+            all=dict(type="bool", default=False),
+            key_path=dict(type="path"),
+            key_passphrase=dict(type="str", no_log=True),
+            trust_bundle=dict(type="path"),
+            chain=dict(type="path"),
+            purpose=dict(type="str", choices=["serverAuth", "clientAuth"]),
+            crl=dict(type="path"),
+            renew_fraction=dict(type="float"),
+            renew_days=dict(type="int"),
+        ),
+        required_one_of=[("path", "content")],
+        mutually_exclusive=[("path", "content")],
+        supports_check_mode=True,
+    )
+    run_module(module, inspect_certificate)
+
+
+if __name__ == "__main__":
+    main()
