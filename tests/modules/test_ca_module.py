@@ -1,0 +1,100 @@
+# -*- coding: utf-8 -*-
+"""fleet.mtls.ca through ansible-playbook."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+
+import pytest
+
+ROOT_PASS = "Root-Secret-Passphrase-7"
+ISSUING_PASS = "Issuing-Secret-Passphrase-9"
+
+
+def digest(path):
+    result = {}
+    for directory, dummy, files in os.walk(str(path)):
+        for name in files:
+            full = os.path.join(directory, name)
+            result[os.path.relpath(full, str(path))] = hashlib.sha256(open(full, "rb").read()).hexdigest()
+    return result
+
+
+def root_args(tmp_path, **extra):
+    args = {"path": str(tmp_path / "ca" / "root"), "common_name": "Module Root", "subject": {"O": "Fleet"},
+            "passphrase": ROOT_PASS}
+    args.update(extra)
+    return args
+
+
+def test_root_then_intermediate_idempotent_with_diff(ansible_module, tmp_path):
+    check = ansible_module("ca", root_args(tmp_path), check=True, diff=True)
+    assert not check.get("failed"), check.get("msg")
+    assert check["changed"] and check["diff"]["after"]["subject"] == "CN=Module Root,O=Fleet"
+    assert not (tmp_path / "ca").exists()
+
+    first = ansible_module("ca", root_args(tmp_path), diff=True)
+    assert first["changed"] and first["kind"] == "root" and first["diff"]["before"] == {}
+    assert first["certificate"].startswith("-----BEGIN CERTIFICATE-----")
+    store = tmp_path / "ca" / "root"
+    before = digest(store)
+    second = ansible_module("ca", root_args(tmp_path), diff=True)
+    assert second["changed"] is False and second["diff"]["before"] == second["diff"]["after"]
+    assert digest(store) == before
+
+    inter = {"path": str(tmp_path / "ca" / "issuing"), "kind": "intermediate", "common_name": "Module Issuing",
+             "passphrase": ISSUING_PASS, "parent_path": str(store), "parent_passphrase": ROOT_PASS}
+    made = ansible_module("ca", inter)
+    assert made["changed"] and made["kind"] == "intermediate"
+    assert made["chain"] == made["certificate"] + first["certificate"]
+    again = ansible_module("ca", inter)
+    assert again["changed"] is False and again["fingerprint_sha256"] == made["fingerprint_sha256"]
+    for run in (check, first, second, made, again):
+        assert ROOT_PASS not in run.output and ISSUING_PASS not in run.output
+    proc = subprocess.run(["openssl", "verify", "-CAfile", str(store / "ca.crt"),
+                           str(tmp_path / "ca" / "issuing" / "ca.crt")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_adopt_openssl_root(ansible_module, tmp_path):
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-keyout", "ca.key", "-passout", "pass:old",
+                    "-out", "ca.crt", "-days", "100", "-subj", "/CN=Legacy",
+                    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+                   cwd=str(legacy), check=True, capture_output=True)
+    args = {"path": str(tmp_path / "adopted"), "adopt_key": str(legacy / "ca.key"),
+            "adopt_cert": str(legacy / "ca.crt"), "adopt_passphrase": "old", "passphrase": ROOT_PASS}
+    result = ansible_module("ca", args)
+    assert result["changed"] and result["key_type"] == "rsa2048" and result["subject"] == "CN=Legacy"
+    assert ansible_module("ca", args)["changed"] is False
+
+
+BAD = [
+    ("empty passphrase", {"passphrase": ""}, "passphrase is required and must not be empty"),
+    ("unknown key type", {"key_type": "dsa"}, "value of key_type must be one of"),
+    ("drift", {"common_name": "Other Name"}, "already exists and differs"),
+    ("wrong passphrase", {"passphrase": "wrong-one"}, "wrong passphrase for CA key"),
+    ("intermediate without parent", {"kind": "intermediate", "path": "NEW"}, "missing: parent_path"),
+    ("missing parent store", {"kind": "intermediate", "path": "NEW", "parent_path": "/nonexistent/store",
+                              "parent_passphrase": "unused-parent-pass"}, "does not exist"),
+    ("adopt missing file", {"path": "NEW", "adopt_key": "/nonexistent.key", "adopt_cert": "/nonexistent.crt",
+                            "common_name": None, "subject": None}, "adopt_key /nonexistent.key does not exist"),
+]
+
+
+@pytest.mark.parametrize("what, change, message", BAD, ids=[b[0] for b in BAD])
+def test_bad_inputs(ansible_module, tmp_path, what, change, message):
+    assert ansible_module("ca", root_args(tmp_path))["changed"]
+    before = digest(tmp_path / "ca")
+    args = root_args(tmp_path, **change)
+    if args["path"] == "NEW":
+        args["path"] = str(tmp_path / "ca" / "new")
+    args = dict((k, v) for k, v in args.items() if v is not None)
+    result = ansible_module("ca", args)
+    assert result.get("failed"), result.result
+    assert message in result["msg"]
+    assert digest(tmp_path / "ca") == before
+    assert ROOT_PASS not in result.output
