@@ -23,6 +23,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -220,12 +221,15 @@ def revoke_and_publish(store_path, passphrase, revocations=(), next_update_days=
     signer = store.load(passphrase)
     index = store.index()
     now = now or utcnow()
-    with file_lock(os.path.join(store.path, CRL_LOCK_NAME)):
-        # A dry run of every request first: an unknown serial in request 3 must not leave 1 and 2 done.
-        planned = []
-        for request in requests:
-            planned.extend(index.revoke(serial=request["serial"], identity=request["identity"], host=request["host"],
-                                        reason=request["reason"], when=now, dry_run=True))
+    # A dry run of every request first: an unknown serial in request 3 must not leave 1 and 2 done,
+    # and a refused request must not leave even a lock file behind.
+    planned = []
+    for request in requests:
+        planned.extend(index.revoke(serial=request["serial"], identity=request["identity"], host=request["host"],
+                                    reason=request["reason"], when=now, dry_run=True))
+    # Check mode only reads, and must not even create the lock file.
+    lock = contextlib.nullcontext() if check_mode else file_lock(os.path.join(store.path, CRL_LOCK_NAME))
+    with lock:
         newly_revoked = planned
         if not check_mode and planned:
             newly_revoked = []
