@@ -343,8 +343,8 @@ def _exchange_mqtt(tls_socket, timeout, client_id, username, password):
     code = packet[3]
     details = {"mqtt_return_code": code}
     if code != 0:
-        raise _Rejected(STAGE_APPLICATION, "CONNACK return code %d: %s"
-                            % (code, _MQTT_CONNACK_CODES.get(code, "unknown code")), details)
+        meaning = _MQTT_CONNACK_CODES.get(code, "unknown code")
+        raise _Rejected(STAGE_APPLICATION, "CONNACK return code %d: %s" % (code, meaning), details)
     try:
         tls_socket.sendall(b"\xe0\x00")  # DISCONNECT, so the broker logs a clean goodbye
     except (OSError, ssl.SSLError):

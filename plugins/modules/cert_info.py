@@ -23,7 +23,7 @@ description:
     hosts with cryptography 38 as on a current controller.
   - Nothing is ever written; private keys are read only to compare their public half and are never returned.
 author:
-  - fleet.mtls contributors
+  - fleet.mtls contributors (!UNKNOWN)
 options:
   path:
     description:
@@ -81,11 +81,14 @@ options:
       - Report RV(in_renewal_window) when at most this many days are left.
     type: int
 notes:
-  - Read-only; check mode runs the same inspection and RV(changed) is always V(false).
+  - Read-only; check mode runs the same inspection and C(changed) is always V(false).
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
+    details: The same inspection runs in check mode; it never changes anything.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 requirements:
   - cryptography >= 38

@@ -23,7 +23,7 @@ description:
     service does not behave as expected.
   - Nothing is changed on any host. Private keys and passphrases are never returned.
 author:
-  - fleet.mtls contributors
+  - fleet.mtls contributors (!UNKNOWN)
 options:
   host:
     description:
@@ -133,12 +133,15 @@ options:
     type: str
     choices: [accepted, rejected]
 notes:
-  - Read-only; check mode runs the same probe and RV(changed) is always V(false).
+  - Read-only; check mode runs the same probe and C(changed) is always V(false).
   - The probe itself runs on the managed host (use C(delegate_to) to probe from elsewhere).
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
+    details: The same probe runs in check mode; it never changes anything.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 requirements:
   - cryptography >= 38

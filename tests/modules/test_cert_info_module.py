@@ -73,8 +73,8 @@ def test_all_certificates_content_and_check_mode(ansible_module, pki_dir):
     run = ansible_module("cert_info", {"content": bundle, "all": True}, check=True)
     assert not run.get("failed"), run.result
     assert run["changed"] is False and run["count"] == 2
-    assert [c["subject"] for c in run["certificates"]] == ["CN=Test Root CA,O=fleet-mtls tests",
-                                                            "CN=Test Issuing CA,O=fleet-mtls tests"]
+    subjects = [c["subject"] for c in run["certificates"]]
+    assert subjects == ["CN=Test Root CA,O=fleet-mtls tests", "CN=Test Issuing CA,O=fleet-mtls tests"]
     assert all(c["is_ca"] for c in run["certificates"])
     assert run["key_match"] is None and run["chain_valid"] is None and run["revocation"] is None
 
