@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import ipaddress
 import os
 import stat
 import subprocess
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIXTURE = os.path.join(REPO, "tests", "fixtures", "test-pki.sh")
@@ -88,6 +89,26 @@ class HostPki:
         chain = pem(cert) + (pem(issuer.cert) if issuer is self.issuing else b"")
         return pem(cert).decode(), chain.decode()
 
+    def sign_key(self, key, common_name, sans, profile="server", **sign_options):
+        """Leaf and chain PEM for ``key`` (a CSR is made and signed as the CA would)."""
+        general_names = [x509.IPAddress(ipaddress.ip_address(value[3:])) if value.startswith("IP:")
+                         else x509.DNSName(value[4:]) for value in sans]
+        csr = (x509.CertificateSigningRequestBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+               .add_extension(x509.SubjectAlternativeName(general_names), critical=False)
+               .sign(key, hashes.SHA256()))
+        return self.sign(csr.public_bytes(serialization.Encoding.PEM), profile, **sign_options)
+
+    def provision(self, etc, name, common_name, sans, profile="server", **sign_options):
+        """Lay out an issued identity the way csr + install_identity would (without running them,
+        which keeps tests fast): private/NAME.key (0600) and certs/NAME.crt. Returns the leaf PEM."""
+        key = write_new_key(os.path.join(etc, "private", name + ".key"))
+        os.makedirs(os.path.join(etc, "certs"), exist_ok=True)
+        cert_pem, dummy = self.sign_key(key, common_name, sans, profile, **sign_options)
+        with open(os.path.join(etc, "certs", name + ".crt"), "w") as handle:
+            handle.write(cert_pem)
+        return cert_pem
+
     def revoke_with_openssl(self, cert_pem, work_dir):
         """CRL of the issuing CA revoking ``cert_pem`` (made by ``openssl ca``, not by us)."""
         path = os.path.join(work_dir, "revoke-me.crt")
@@ -100,6 +121,17 @@ class HostPki:
         subprocess.run(["openssl", "ca", "-batch", "-config", config, "-gencrl", "-out", out],
                        check=True, capture_output=True)
         return _read(out) + _read(os.path.join(self.root.directory, "crl.pem"))
+
+
+def write_new_key(path):
+    """A new EC P-256 key written to ``path`` with mode 0600 from birth; returns the key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    return key
 
 
 def snapshot(directory):
