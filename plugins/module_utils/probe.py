@@ -62,6 +62,8 @@ _MQTT_CONNACK_CODES = {
 }
 
 _MAX_HTTP_RESPONSE = 65536
+# Request-line and Host header text: no room for a second header or request.
+_UNSAFE_HTTP_TEXT = re.compile(r"[\x00-\x20\x7f]")
 _SSL_MESSAGE = re.compile(r"^\[[^\]]*\] (.*?)(?: \(_ssl\.c:\d+\))?$")
 
 
@@ -147,7 +149,6 @@ def _load_client_identity(context, client_cert, client_key, passphrase):
                            source="client_key %s" % client_key)
     if not same_public_key(key, certificates[0].public_key()):
         raise MtlsError("client_key %s does not match client_cert %s" % (client_key, client_cert))
-    del key
     try:
         # The key was already decrypted once above, so the passphrase is known to be right.
         context.load_cert_chain(client_cert, client_key, password=lambda: passphrase or "")
@@ -229,12 +230,17 @@ def _exchange_tls(tls_socket, read_timeout):
     try:
         data = tls_socket.recv(1)
     except socket.timeout:
-        return {}
+        return
     except (OSError, ssl.SSLError) as exc:
         raise _classify_read_failure(exc, STAGE_POST_HANDSHAKE, read_timeout)
     if not data:
         raise _Rejected(STAGE_POST_HANDSHAKE, "connection closed by the server after the handshake")
-    return {}
+
+
+def _host_header(hostname, port):
+    if ":" in hostname and not hostname.startswith("["):
+        hostname = "[%s]" % hostname  # IPv6 literal
+    return hostname if port == 443 else "%s:%d" % (hostname, port)
 
 
 def _http_request(path, host_header):
@@ -373,6 +379,9 @@ def probe(host, port, server_name=None, client_cert=None, client_key=None, clien
         raise MtlsError("mqtt_password needs mqtt_username (MQTT 3.1.1 has no password-only login)")
     if http_path and not http_path.startswith("/"):
         raise MtlsError("http_path %r must start with '/'" % http_path)
+    for name, value in (("http_path", http_path), ("http_host", http_host)):
+        if value and _UNSAFE_HTTP_TEXT.search(value):
+            raise MtlsError("%s %r must not contain spaces or control characters" % (name, value))
     context = build_context(ca_bundle, verify_server, client_cert, client_key, client_key_passphrase,
                             min_tls_version, max_tls_version)
     server_hostname = server_name or host
@@ -417,7 +426,8 @@ def probe(host, port, server_name=None, client_cert=None, client_key=None, clien
             try:
                 if protocol == "http":
                     result.update(_exchange_http(tls_socket, timeout, http_path or "/",
-                                                 http_host or server_hostname, expect_status))
+                                                 http_host or _host_header(server_hostname, port),
+                                                 expect_status))
                 elif protocol == "mqtt":
                     result.update(_exchange_mqtt(tls_socket, timeout, mqtt_client_id, mqtt_username,
                                                  mqtt_password))

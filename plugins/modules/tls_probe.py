@@ -104,7 +104,8 @@ options:
     default: /
   http_host:
     description:
-      - Host header of the HTTP request. Defaults to O(server_name), else O(host).
+      - Host header of the HTTP request. Defaults to O(server_name), else O(host), followed by
+        C(:O(port)) unless the port is 443.
     type: str
   expect_status:
     description:

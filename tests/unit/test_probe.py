@@ -306,6 +306,7 @@ def test_mqtt_connect_packet_layout():
     ({"mqtt_password": "x"}, "mqtt_password needs mqtt_username"),
     ({"timeout": 0}, "timeout must be between 0 and 300 seconds"),
     ({"http_path": "index.html"}, "http_path 'index.html' must start with '/'"),
+    ({"http_path": "/a\r\nX-Injected: 1"}, "must not contain spaces or control characters"),
 ])
 def test_bad_options_are_named(options, message):
     arguments = {"host": "127.0.0.1", "port": 9}
