@@ -19,11 +19,11 @@ description:
     whole call, the message names it by position, identity and host, and nothing is written.
   - Signing is a change by nature - the module signs exactly what it is given and reports
     C(changed=true) whenever it signed. Decide what needs a certificate beforehand with the
-    RV(fleet.mtls.csr#module:needs_issue) return of M(fleet.mtls.csr); an empty O(requests) list is no change.
+    C(needs_issue) return of M(fleet.mtls.csr); an empty O(requests) list is no change.
   - Policy - the CSR signature must verify; the key type must be in O(allowed_key_types); SANs come from
     the request, else from the CSR. A V(server) or V(server_client) certificate needs SANs and carries its
     common name among them (a CN that is a DNS name or IP address is added as a SAN; any other CN is an
-    error). The subject is the common name (request O(requests[].common_name), else the CSR's CN, else
+    error). The subject is the common name (the request's C(common_name), else the CSR's CN, else
     the identity). BasicConstraints CA:FALSE and KeyUsage (digitalSignature, plus keyEncipherment for
     RSA) are critical; EKU follows the profile; SKI, AKI and a random 159-bit serial are set.
   - A leaf never outlives its issuer - a longer validity fails unless O(truncate_to_issuer=true).
@@ -95,7 +95,7 @@ options:
     choices: [ec_p256, ec_p384, rsa2048, rsa3072, rsa4096, ed25519]
   validity_days:
     description:
-      - Lifetime of each leaf in days (a request's own O(requests[].validity_days) wins).
+      - Lifetime of each leaf in days (a request's own C(validity_days) wins).
     type: int
     default: 90
   backdate_minutes:
@@ -197,8 +197,7 @@ RETURN = r"""
 certificates:
   description:
     - One entry per request, in request order. Private keys are never returned.
-    - In check mode RV(certificates[].certificate), RV(certificates[].chain) and RV(certificates[].serial)
-      are null.
+    - In check mode C(certificate), C(chain) and C(serial) are null.
   returned: always
   type: list
   elements: dict
