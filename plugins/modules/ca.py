@@ -27,7 +27,7 @@ description:
   - Root CAs get BasicConstraints CA:TRUE (critical) with O(path_length), KeyUsage keyCertSign, cRLSign
     and digitalSignature (critical), subject and authority key identifiers and a random 159-bit serial.
 author:
-  - fleet.mtls contributors
+  - fleet.mtls contributors (!UNKNOWN)
 options:
   path:
     description:
@@ -54,7 +54,7 @@ options:
     type: str
   subject:
     description:
-      - Further subject attributes of a new CA, for example C({O: Example, C: DE}).
+      - Further subject attributes of a new CA, for example C(O=Example) and C(C=DE) as a dictionary.
       - Keys are C(CN), C(O), C(OU), C(C), C(ST), C(L), C(emailAddress), C(serialNumber) (or their
         long names). O(common_name) wins over C(CN).
     type: dict
@@ -122,13 +122,15 @@ options:
     type: str
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reports whether the store would be created; nothing is written.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Shows subject, kind, key type and notAfter before and after.
-notes:
-  - Needs the Python C(cryptography) library (>= 38) on the CA holder.
+requirements:
+  - cryptography >= 38
 seealso:
   - module: fleet.mtls.certificate
   - module: fleet.mtls.crl

@@ -31,7 +31,7 @@ description:
     C(<key_dir>/<host>/<identity>.key); only the path is returned. Use it for devices that cannot
     make their own keys - by default keys never leave their host.
 author:
-  - fleet.mtls contributors
+  - fleet.mtls contributors (!UNKNOWN)
 options:
   ca_path:
     description:
@@ -140,13 +140,15 @@ options:
     type: str
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Validates every request and reports what would be signed; nothing is signed or written.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff lists the identities that are (or would be) issued.
-notes:
-  - Needs the Python C(cryptography) library (>= 38) on the CA holder.
+requirements:
+  - cryptography >= 38
 seealso:
   - module: fleet.mtls.ca
   - module: fleet.mtls.csr
@@ -306,9 +308,9 @@ def main():
             allowed_key_types=dict(type="list", elements="str", choices=key_types, no_log=False),
             generate_keys=dict(type="bool", default=False),
             key_dir=dict(type="path"),
-            key_mode=dict(type="raw", default="0600"),
-            key_owner=dict(type="str"),
-            key_group=dict(type="str"),
+            key_mode=dict(type="raw", default="0600", no_log=False),
+            key_owner=dict(type="str", no_log=False),
+            key_group=dict(type="str", no_log=False),
         ),
         mutually_exclusive=[("requests", option) for option in SINGLE_REQUEST_OPTIONS],
         required_if=[("generate_keys", True, ("key_dir",))],
