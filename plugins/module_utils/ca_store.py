@@ -283,8 +283,8 @@ def _build_ca_certificate(subject, key, issuer_cert, issuer_key, validity_days, 
             if not truncate:
                 raise MtlsError(
                     "validity_days=%d would end on %s, after the parent CA expires (%s): lower "
-                    "validity_days or set truncate_to_parent" % (validity_days, isoformat(not_after),
-                                                                isoformat(not_after_limit)))
+                    "validity_days or set truncate_to_parent"
+                    % (validity_days, isoformat(not_after), isoformat(not_after_limit)))
             not_after = not_after_limit
     builder = (x509.CertificateBuilder()
                .subject_name(subject)
