@@ -256,9 +256,10 @@ def revoke_and_publish(store_path, passphrase, revocations=(), next_update_days=
             "diff": {"before": _describe(crl), "after": _describe(crl)},
         }
         if refresh and check_mode:
-            result["crl_number"] = next_crl_number(state, crl)
+            planned_number = next_crl_number(state, crl)
+            result["crl_number"] = planned_number
             result["diff"]["after"] = "crl_number: %d\nrevoked: %s\n" % (
-                result["crl_number"], ", ".join(result["revoked"]) or "none")
+                planned_number, ", ".join(result["revoked"]) or "none")
             return result
         if refresh:
             number = next_crl_number(state, crl)

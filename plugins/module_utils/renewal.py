@@ -217,4 +217,3 @@ class HostLayout:
         self.csr = os.path.join(self.certs_dir, name + ".csr")
         self.trust_bundle = os.path.join(directory, "trust-bundle.pem")
         self.crl = os.path.join(directory, "crl.pem")
-

@@ -23,7 +23,7 @@ description:
   - Every revocation request is checked before any is applied. Revoking a serial again with the same
     reason changes nothing; with a different reason it fails (the first reason stays on record).
 author:
-  - fleet.mtls contributors
+  - fleet.mtls contributors (!UNKNOWN)
 options:
   ca_path:
     description:
@@ -87,8 +87,10 @@ notes:
   - Revoked certificates stay on the CRL after they expire.
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 requirements:
   - cryptography >= 38

@@ -26,7 +26,7 @@ description:
   - A staged key left by an interrupted run is reused, and so is a saved CSR that still matches
     the key, subject and SANs, so repeated runs neither pile up keys nor report spurious changes.
 author:
-  - fleet.mtls contributors
+  - fleet.mtls contributors (!UNKNOWN)
 options:
   name:
     description:
@@ -116,8 +116,10 @@ notes:
   - Supports diff mode (which files would be written, never their secret content).
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 requirements:
   - cryptography >= 38

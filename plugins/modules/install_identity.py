@@ -23,7 +23,7 @@ description:
   - Installing what is already installed changes nothing.
   - Without O(certificate) only the trust bundle and/or CRLs are installed (one task per host, not per identity).
 author:
-  - fleet.mtls contributors
+  - fleet.mtls contributors (!UNKNOWN)
 options:
   name:
     description:
@@ -86,8 +86,10 @@ notes:
   - Supports diff mode (serials, subjects and CRL numbers; never key material).
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 requirements:
   - cryptography >= 38

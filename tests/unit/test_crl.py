@@ -45,8 +45,8 @@ def pki(tmp_path):
     requests = [{"identity": "web", "host": "h1", "common_name": "web1.example.net", "profile": "server"},
                 {"identity": "web", "host": "h2", "common_name": "web2.example.net", "profile": "server"},
                 {"identity": "mqtt", "host": "h1", "common_name": "sensor", "profile": "client"}]
-    leaves = [leaf.as_dict() for leaf in sign_batch(signer, store, requests, generate_keys=True,
-                                                     key_dir=str(tmp_path / "keys"))]
+    issued = sign_batch(signer, store, requests, generate_keys=True, key_dir=str(tmp_path / "keys"))
+    leaves = [leaf.as_dict() for leaf in issued]
     files = {"root": os.path.join(root, "ca.crt"), "issuing": os.path.join(issuing, "ca.crt")}
     for leaf in leaves:
         path = str(tmp_path / ("%s-%s.crt" % (leaf["identity"], leaf["host"])))
@@ -68,7 +68,7 @@ def openssl_verify(pki, leaf_key, crl_path):
     """`openssl verify -crl_check` of a leaf: root trusted, intermediate untrusted helper."""
     proc = subprocess.run(["openssl", "verify", "-crl_check", "-CAfile", pki["files"]["root"],
                            "-untrusted", pki["files"]["issuing"], "-CRLfile", crl_path,
-                           pki["files"][leaf_key]], capture_output=True, text=True)
+                           pki["files"][leaf_key]], capture_output=True, text=True, check=False)
     return proc.returncode, proc.stdout + proc.stderr
 
 
@@ -87,7 +87,7 @@ def test_first_crl_is_signed_numbered_and_identified(pki):
     next_update = crl_next_update(crl)
     assert datetime.timedelta(days=6, hours=23) < next_update - datetime.datetime.now(datetime.timezone.utc) <= 7 * DAY
     proc = subprocess.run(["openssl", "crl", "-in", os.path.join(pki["store"], "crl.pem"), "-noout", "-verify",
-                           "-CAfile", pki["files"]["issuing"]], capture_output=True, text=True)
+                           "-CAfile", pki["files"]["issuing"]], capture_output=True, text=True, check=False)
     assert "verify OK" in proc.stdout + proc.stderr, proc.stderr
     state = json.load(open(os.path.join(pki["store"], "crl.json")))
     assert state["crl_number"] == 1 and state["next_update"] == result["next_update"]
@@ -252,6 +252,6 @@ def test_crl_uses_the_index_revocation_dates(pki):
     entry = crl.get_revoked_certificate_by_serial_number(int(serial, 16))
     assert isoformat(revocation_date(entry)) == "2026-03-01T08:00:00Z"
     pem = crl.public_bytes(serialization.Encoding.PEM)
-    text = subprocess.run(["openssl", "crl", "-noout", "-text"], input=pem, capture_output=True).stdout.decode()
+    text = subprocess.run(["openssl", "crl", "-noout", "-text"], input=pem, capture_output=True, check=True).stdout.decode()
     assert "Mar  1 08:00:00 2026 GMT" in text
     assert "Superseded" in text

@@ -269,4 +269,3 @@ def test_host_layout_paths():
     assert layout.csr == "/etc/mtls/certs/web.csr"
     assert layout.trust_bundle == "/etc/mtls/trust-bundle.pem"
     assert layout.crl == "/etc/mtls/crl.pem"
-
