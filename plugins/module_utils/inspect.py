@@ -15,6 +15,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils.compat import (
     crl_last_update, crl_next_update, isoformat, not_valid_after, not_valid_before, pem_blocks,
     revocation_date, utcnow)
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
+from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import read_file
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import key_type_of, same_public_key
 from ansible_collections.fleet.mtls.plugins.module_utils.names import (
     common_name_of, sans_of, subject_string)
@@ -98,6 +99,23 @@ def load_crls(pem_bytes, source):
             raise MtlsError("%s: CRL #%d is damaged and cannot be parsed (%s)"
                             % (source, position, _first_line(exc)))
     return crls
+
+
+def read_required(path, what):
+    """Bytes of a file that must exist; the error names it as ``what`` (an option name)."""
+    data = read_file(path, what)
+    if data is None:
+        raise MtlsError("%s %s does not exist" % (what, path))
+    return data
+
+
+def load_certificate_file(path, what):
+    """Certificates of a PEM file that must exist (``what`` names it: 'trust_bundle'...)."""
+    return load_certificates(read_required(path, what), "%s %s" % (what, path))
+
+
+def load_crl_file(path, what):
+    return load_crls(read_required(path, what), "%s %s" % (what, path))
 
 
 def _first_line(exc):

@@ -21,9 +21,8 @@ import struct
 import time
 
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
-from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import read_file
 from ansible_collections.fleet.mtls.plugins.module_utils.inspect import (
-    describe_certificate, load_certificates)
+    describe_certificate, load_certificates, read_required)
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import load_private_key, same_public_key
 
 try:
@@ -101,13 +100,6 @@ def validate_target(host, port):
     return port
 
 
-def _read_required(path, what):
-    data = read_file(path, what)
-    if data is None:
-        raise MtlsError("%s %s does not exist" % (what, path))
-    return data
-
-
 def build_context(ca_bundle=None, verify_server=True, client_cert=None, client_key=None,
                   client_key_passphrase=None, min_tls_version=None, max_tls_version=None):
     """SSLContext for the probe. Every input file is checked first so a bad one gets a message
@@ -129,7 +121,7 @@ def build_context(ca_bundle=None, verify_server=True, client_cert=None, client_k
         context.maximum_version = _tls_version(max_tls_version)
     if verify_server:
         if ca_bundle:
-            bundle = _read_required(ca_bundle, "ca_bundle")
+            bundle = read_required(ca_bundle, "ca_bundle")
             load_certificates(bundle, "ca_bundle %s" % ca_bundle)
             context.load_verify_locations(cadata=bundle.decode("ascii", "replace"))
         else:
@@ -143,9 +135,9 @@ def build_context(ca_bundle=None, verify_server=True, client_cert=None, client_k
 
 
 def _load_client_identity(context, client_cert, client_key, passphrase):
-    cert_data = _read_required(client_cert, "client_cert")
+    cert_data = read_required(client_cert, "client_cert")
     certificates = load_certificates(cert_data, "client_cert %s" % client_cert)
-    key = load_private_key(_read_required(client_key, "client_key"), passphrase,
+    key = load_private_key(read_required(client_key, "client_key"), passphrase,
                            source="client_key %s" % client_key)
     if not same_public_key(key, certificates[0].public_key()):
         raise MtlsError("client_key %s does not match client_cert %s" % (client_key, client_cert))

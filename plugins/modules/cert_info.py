@@ -268,22 +268,14 @@ crl_next_update:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import read_file
 from ansible_collections.fleet.mtls.plugins.module_utils.inspect import (
     REVOCATION_GOOD, REVOCATION_REVOKED, check_revocation, describe_certificate, find_issuer,
-    load_certificates, load_crls, verify_chain)
+    load_certificate_file, load_certificates, load_crl_file, verify_chain)
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import load_private_key, same_public_key
 from ansible_collections.fleet.mtls.plugins.module_utils.module_common import run_module
 from ansible_collections.fleet.mtls.plugins.module_utils.names import subject_string
 from ansible_collections.fleet.mtls.plugins.module_utils.renewal import Expected, renewal_threshold_days
-
-
-def _read_required(path, what):
-    data = read_file(path, what)
-    if data is None:
-        raise MtlsError("%s %s does not exist" % (what, path))
-    return data
 
 
 def _key_fields(params, leaf):
@@ -300,11 +292,10 @@ def _chain_fields(params, certificates):
     fields = {"chain_valid": None, "chain_reason": None, "chain_failed_subject": None, "chain_path": None}
     intermediates = certificates[1:]
     if params["chain"] is not None:
-        intermediates += load_certificates(_read_required(params["chain"], "chain"), "chain %s" % params["chain"])
+        intermediates += load_certificate_file(params["chain"], "chain")
     anchors = []
     if params["trust_bundle"] is not None:
-        anchors = load_certificates(_read_required(params["trust_bundle"], "trust_bundle"),
-                                    "trust_bundle %s" % params["trust_bundle"])
+        anchors = load_certificate_file(params["trust_bundle"], "trust_bundle")
         ok, reason, path = verify_chain(certificates[0], intermediates, anchors, purpose=params["purpose"])
         fields["chain_valid"] = ok
         if ok:
@@ -320,7 +311,7 @@ def _revocation_fields(params, leaf, candidates):
               "crl_next_update": None}
     if params["crl"] is None:
         return fields
-    crls = load_crls(_read_required(params["crl"], "crl"), "crl %s" % params["crl"])
+    crls = load_crl_file(params["crl"], "crl")
     issuer = find_issuer(leaf, [leaf] + candidates)
     if issuer is None:
         fields["revocation"] = "no crl for issuer"
