@@ -424,9 +424,11 @@ class StateFile:
         first transition writes it in full.
         """
         self._require_dir()
+        # A refusal is found before the lock file is created, so it leaves the directory as it was;
+        # the locked pass below decides for real.
+        before = self.read()
+        after = change(before)
         if check_mode:
-            before = self.read()
-            after = change(before)
             return before, after, after != before or (not self._is_current(after))
         with file_lock(self.lock_path):
             before = self.read()

@@ -434,3 +434,9 @@ def test_trust_bundle_and_identifiers_follow_the_generations(ca_dir):
     state = rot.advance(state)
     bundle, missing = state_file.trust_bundle(state)
     assert bundle == "".join(open(os.path.join(ca_dir, name, "ca.crt")).read() for name in ("root-2", "issuing-2"))
+
+
+def test_refusal_on_a_fresh_directory_creates_nothing(ca_dir):
+    with pytest.raises(MtlsError, match="no CA rotation is under way"):
+        rot.StateFile(ca_dir).transition(lambda s: rot.advance(s))
+    assert os.listdir(ca_dir) == [], "not even the lock file"
