@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -33,6 +34,14 @@ def _listening(port):
     return any(line.split()[1] == wanted and line.split()[3] == "0A" for line in lines)
 
 
+def _group_alive(group_id):
+    try:
+        os.killpg(group_id, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 class RunningServer:
     """A server process with a bounded lifetime; ``stop()`` kills it by its own pid."""
 
@@ -41,9 +50,10 @@ class RunningServer:
         self.log_path = log_path
         self._log = open(log_path, "wb")
         # stdin stays an open pipe: s_server closes connections when its stdin hits EOF.
+        # A session of its own: stop() ends the server and its `timeout` wrapper as one group.
         self.process = subprocess.Popen(["timeout", str(MAX_LIFETIME_SECONDS)] + argv, cwd=cwd,
                                         stdin=subprocess.PIPE, stdout=self._log,
-                                        stderr=subprocess.STDOUT)
+                                        stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while not all(_listening(port) for port in ports):
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -56,12 +66,18 @@ class RunningServer:
             return handle.read().decode("utf-8", "replace")
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.kill()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
+        # SIGKILL on `timeout` alone would orphan the server: signal the whole process group.
+        for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.process.wait(timeout=grace)
+                if not _group_alive(self.process.pid):
+                    break
+            except subprocess.TimeoutExpired:
+                continue
         if self.process.stdin:
             self.process.stdin.close()
         self._log.close()
