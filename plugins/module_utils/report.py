@@ -30,7 +30,6 @@ from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 # Worst first: a row gets the first status whose condition holds.
 CERT_STATUSES = ("unreadable", "revoked", "expired", "untrusted_issuer", "renew_soon", "ok")
 CRL_STATUSES = ("missing", "expired", "renew_soon", "ok")
-PROBE_CONNECTION_STAGES = ("resolve", "connect", "timeout")
 SECONDS_PER_DAY = 86400.0
 
 _PEM_BODY = re.compile(br"-----BEGIN [A-Z0-9 ]+-----\r?\n(.*?)-----END", re.DOTALL)
@@ -51,6 +50,16 @@ def certificate_fingerprints(pem_text):
             raise MtlsError("a CERTIFICATE block is not valid base64")
         fingerprints.append(hashlib.sha256(der).hexdigest())
     return fingerprints
+
+
+def _normalize_fingerprint(value):
+    return str(value).replace(":", "").strip().lower()
+
+
+def fingerprints_of(entry, prefix):
+    """Fingerprints given as ``<prefix>_fingerprints`` (any hex form) plus those of ``<prefix>_pem``."""
+    given = [_normalize_fingerprint(value) for value in entry.get(prefix + "_fingerprints") or []]
+    return given + certificate_fingerprints(entry.get(prefix + "_pem"))
 
 
 def parse_time(value, what="timestamp"):
@@ -102,25 +111,24 @@ class Generations:
                 raise MtlsError("CA generation %s has unknown state %r (expected active, retiring or retired)"
                                 % (gen_id, state))
             entry = {"id": gen_id, "state": state}
-            for fingerprint in certificate_fingerprints(generation.get("issuing_pem")):
+            for fingerprint in fingerprints_of(generation, "issuing"):
                 self.by_issuing[fingerprint] = entry
                 self.by_any[fingerprint] = entry
-            for fingerprint in certificate_fingerprints(generation.get("root_pem")):
+            for fingerprint in fingerprints_of(generation, "root"):
                 self.by_any[fingerprint] = entry
             if state == "retired":
                 self.retired.add(gen_id)
 
-    def issuer_of(self, chain_pem):
+    def issuer_of(self, chain_fingerprints):
         """The generation whose issuing CA is the second certificate of a leaf's chain, or None."""
-        fingerprints = certificate_fingerprints(chain_pem)
-        if len(fingerprints) < 2:
+        if len(chain_fingerprints) < 2:
             return None
-        return self.by_issuing.get(fingerprints[1])
+        return self.by_issuing.get(chain_fingerprints[1])
 
-    def retired_trusted(self, bundle_pem):
-        """Ids of retired generations with a certificate in ``bundle_pem``."""
+    def retired_trusted(self, bundle_fingerprints):
+        """Ids of retired generations with a certificate in the bundle."""
         found = set()
-        for fingerprint in certificate_fingerprints(bundle_pem):
+        for fingerprint in bundle_fingerprints:
             entry = self.by_any.get(fingerprint)
             if entry and entry["state"] == "retired":
                 found.add(entry["id"])
@@ -145,9 +153,12 @@ def _certificate_row(host, item, generations, now, warn_days):
         "status": "ok",
         "reasons": [],
     }
-    if info.get("failed") or not info.get("not_after"):
+    if info.get("failed") or info.get("exists") is False or not info.get("not_after"):
         row["status"] = "unreadable"
-        row["reasons"].append(info.get("msg") or "certificate could not be read")
+        if info.get("exists") is False:
+            row["reasons"].append("%s is missing" % (row["path"] or "the certificate file"))
+        else:
+            row["reasons"].append(info.get("msg") or "certificate could not be read")
         return row
 
     not_after = parse_time(info["not_after"], "not_after of %s on %s" % (row["identity"], host))
@@ -155,13 +166,15 @@ def _certificate_row(host, item, generations, now, warn_days):
     row["expiry_timestamp"] = int(_epoch(not_after))
     row["days_left"] = _days_between(not_after, now)
 
-    generation = generations.issuer_of(item.get("chain_pem"))
+    # The chain file is leaf + issuing CA: from cert_info (all=true) or from its PEM text.
+    chain = [_normalize_fingerprint(cert["fingerprint_sha256"]) for cert in info.get("certificates") or []]
+    generation = generations.issuer_of(chain or certificate_fingerprints(item.get("chain_pem")))
     if generation:
         row["issuer_generation"] = generation["id"]
 
     reasons = row["reasons"]
     if info.get("revoked"):
-        reasons.append("revoked (listed in the host's CRL)")
+        reasons.append("listed in the host's CRL")
     if not_after <= now:
         reasons.append("expired %s" % row["not_after"])
     if info.get("chain_valid") is False:
@@ -207,10 +220,14 @@ def _crl_row(crl, now, warn_days):
 def build_report(hosts, ca=None, warn_days=30, crl_warn_days=2, now=None):
     """Classify every certificate, CRL and host trust bundle.
 
-    ``hosts``: list of ``{"host", "trust_bundle_pem", "certificates": [{"identity", "path", "info",
-    "chain_pem"}]}`` where ``info`` is a ``fleet.mtls.cert_info`` result.
-    ``ca``: ``{"rotation": <rotation.json>, "generations": [{"id", "state", "root_pem", "issuing_pem"}],
-    "crls": [{"ca", "next_update", "crl_number"}]}`` or None when the CA holder was not read.
+    ``hosts``: list of ``{"host", "error", "trust_bundle_fingerprints" or "trust_bundle_pem",
+    "certificates": [{"identity", "path", "info", "chain_pem"}]}`` where ``info`` is the
+    ``fleet.mtls.cert_info`` result for the leaf's chain file (with ``all=true`` its
+    ``certificates`` give the issuing CA; otherwise ``chain_pem`` does) and ``error`` says why a
+    host could not be inspected.
+    ``ca``: ``{"rotation": <rotation.json>, "generations": [{"id", "state", "root_pem" or
+    "root_fingerprints", "issuing_pem" or "issuing_fingerprints"}], "crls": [{"ca", "next_update",
+    "crl_number"}]}`` or None when the CA holder was not read.
     """
     warn_days = _check_days(warn_days, "warn_days")
     crl_warn_days = _check_days(crl_warn_days, "crl_warn_days")
@@ -223,9 +240,10 @@ def build_report(hosts, ca=None, warn_days=30, crl_warn_days=2, now=None):
         name = str(host.get("host"))
         for item in host.get("certificates") or []:
             certificates.append(_certificate_row(name, item, generations, now, warn_days))
-        bundle = host.get("trust_bundle_pem")
+        bundle = fingerprints_of(host, "trust_bundle")
         retired = generations.retired_trusted(bundle)
-        host_rows.append({"host": name, "trust_bundle_found": bool(bundle),
+        host_rows.append({"host": name, "reachable": not host.get("error"), "error": host.get("error"),
+                          "trust_bundle_found": bool(bundle),
                           "trusts_retired_ca": bool(retired), "retired_generations": retired})
     certificates.sort(key=lambda row: (row["host"], row["identity"]))
     crls = sorted((_crl_row(crl, now, crl_warn_days) for crl in ca.get("crls") or []),
@@ -247,6 +265,9 @@ def build_report(hosts, ca=None, warn_days=30, crl_warn_days=2, now=None):
             problems.append("CRL of %s: %s%s" % (row["ca"], row["status"], "" if row["next_update"] is None
                                                   else " (next update %s)" % row["next_update"]))
     for row in host_rows:
+        if row["error"]:
+            problems.append("%s could not be inspected: %s" % (row["host"], row["error"]))
+            continue
         if row["trusts_retired_ca"]:
             problems.append("%s trusts retired CA generation(s) %s" % (row["host"], ", ".join(row["retired_generations"])))
         if not row["trust_bundle_found"]:
@@ -395,16 +416,17 @@ def report_prometheus(report):
 
 
 PROBE_COLUMNS = [("client", "CLIENT"), ("target", "TARGET"), ("protocol", "PROTOCOL"),
-                 ("identity", "IDENTITY"), ("expect", "EXPECT"), ("outcome", "OUTCOME"), ("result", "RESULT")]
+                 ("identity", "IDENTITY"), ("expect", "EXPECT"), ("outcome", "OUTCOME"), ("result", "RESULT"),
+                 ("detail", "DETAIL")]
 
 
 def summarize_probes(probes):
     """Judge each probe against its expectation.
 
     ``probes``: list of ``{"client", "target", "protocol", "with_identity", "expect", "result"}``
-    with ``result`` a ``fleet.mtls.tls_probe`` result. A probe that never reached the TLS layer
-    (name resolution, connect, timeout) fails whatever was expected: "rejected" must mean the
-    server refused the client, not that it was down.
+    with ``result`` a ``fleet.mtls.tls_probe`` result. Its ``outcome`` is ``accepted``, ``rejected``
+    or ``error``; an error (no connection, unverifiable server, module failure) fails whatever was
+    expected: "rejected" must mean the server refused the client, not that it was down.
     """
     rows = []
     for probe in probes or []:
@@ -414,10 +436,9 @@ def summarize_probes(probes):
             raise MtlsError("probe of %s from %s has expect=%r (expected accepted or rejected)"
                             % (probe.get("target"), probe.get("client"), expect))
         stage = result.get("stage")
-        if result.get("accepted") is None or stage in PROBE_CONNECTION_STAGES:
-            outcome = "unreachable"
-        else:
-            outcome = "accepted" if result.get("accepted") else "rejected"
+        outcome = result.get("outcome")
+        if outcome not in ("accepted", "rejected") or result.get("failed"):
+            outcome = "error"
         detail = result.get("error") or result.get("msg") or ""
         rows.append({
             "client": str(probe.get("client")),
@@ -427,7 +448,7 @@ def summarize_probes(probes):
             "expect": expect,
             "outcome": outcome,
             "stage": stage,
-            "detail": detail,
+            "detail": detail if outcome != expect else "",
             "result": "PASS" if outcome == expect else "FAIL",
         })
     rows.sort(key=lambda row: (row["client"], row["target"], row["protocol"], row["identity"]))

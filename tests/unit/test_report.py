@@ -173,6 +173,34 @@ def test_foreign_issuer_is_untrusted_only_when_generations_are_known(generations
     assert (row["status"], row["issuer_generation"]) == ("ok", "unknown")
 
 
+def test_issuer_generation_from_cert_info_fingerprints(generations):
+    gen = generations["2"]
+    leaf, _key = _cert("web", gen.issuing, gen.issuing_key)
+    colon = [":".join("%02X" % b for b in cert.fingerprint(hashes.SHA256())) for cert in (leaf, gen.issuing)]
+    info = _info(60, certificates=[{"fingerprint_sha256": value} for value in colon])
+    row = _one(generations, info, chain="")
+    assert row["issuer_generation"] == "2"
+
+
+def test_missing_chain_file_is_unreadable(generations):
+    row = _one(generations, {"exists": False})
+    assert row["status"] == "unreadable"
+    assert row["reasons"] == ["/etc/mtls/certs/web.crt is missing"]
+
+
+def test_host_that_could_not_be_inspected_is_a_problem(generations):
+    report = report_lib.build_report([{"host": "db1", "error": "unreachable"}], _ca(generations), now=NOW)
+    assert report["hosts"][0]["reachable"] is False
+    assert report["problems"] == ["db1 could not be inspected: unreachable"]
+
+
+def test_trust_bundle_given_as_fingerprints(generations):
+    old = generations["1"].root.fingerprint(hashes.SHA256()).hex()
+    report = report_lib.build_report([{"host": "a", "trust_bundle_fingerprints": [old.upper()]}],
+                                     _ca(generations), now=NOW)
+    assert report["hosts"][0]["retired_generations"] == ["1"]
+
+
 def test_unreadable_certificate_keeps_the_modules_message(generations):
     row = _one(generations, {"failed": True, "msg": "cannot read /etc/mtls/certs/web.crt: permission denied"})
     assert row["status"] == "unreadable"
@@ -328,8 +356,9 @@ def _probe(expect, with_identity=True, **result):
 
 def test_probe_summary_judges_each_expectation():
     summary = report_lib.summarize_probes([
-        _probe("accepted", accepted=True, stage="done"),
-        _probe("rejected", with_identity=False, accepted=False, stage="handshake", error="certificate required"),
+        _probe("accepted", accepted=True, outcome="accepted", stage=None),
+        _probe("rejected", with_identity=False, accepted=False, outcome="rejected", stage="post_handshake",
+               error="tlsv13 alert certificate required"),
     ])
     assert summary["passed"] is True
     assert [row["result"] for row in summary["rows"]] == ["PASS", "PASS"]
@@ -339,13 +368,15 @@ def test_probe_summary_judges_each_expectation():
 
 def test_probe_summary_fails_wrong_outcomes_and_unreachable_targets():
     summary = report_lib.summarize_probes([
-        _probe("rejected", with_identity=False, accepted=True, stage="done"),
-        _probe("rejected", with_identity=False, accepted=False, stage="connect", error="connection refused"),
-        _probe("accepted", failed=True, msg="module crashed"),
+        _probe("rejected", with_identity=False, accepted=True, outcome="accepted", stage=None),
+        _probe("rejected", with_identity=False, accepted=False, outcome="error", stage="connect",
+               error="connection refused"),
+        _probe("accepted", failed=True, msg="client_key: no such file"),
     ])
     assert summary["passed"] is False
-    assert sorted(row["outcome"] for row in summary["failures"]) == ["accepted", "unreachable", "unreachable"]
-    assert "FAIL" in summary["table"]
+    assert sorted(row["outcome"] for row in summary["failures"]) == ["accepted", "error", "error"]
+    assert "connection refused" in summary["table"] and "client_key: no such file" in summary["table"]
+    assert summary["table"].endswith("3 probe(s), 0 passed, 3 failed")
 
 
 def test_probe_summary_without_probes_does_not_pass():
@@ -354,7 +385,7 @@ def test_probe_summary_without_probes_does_not_pass():
 
 def test_probe_summary_rejects_bad_expectation():
     with pytest.raises(MtlsError, match="expect='maybe'"):
-        report_lib.summarize_probes([_probe("maybe", accepted=True)])
+        report_lib.summarize_probes([_probe("maybe", accepted=True, outcome="accepted")])
 
 
 def test_filter_plugin_wraps_errors_for_ansible():
