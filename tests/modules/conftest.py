@@ -20,15 +20,17 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 
 
 def _collections_path():
-    staged = os.path.join(REPO, ".build", "collections")
-    if os.path.isdir(os.path.join(staged, "ansible_collections", "fleet", "mtls")):
-        return staged
-    # Fall back to a private symlink tree so the tests run straight from a checkout.
+    """A symlink tree pointing at this checkout, so module tests always run the working tree
+    (a staged copy under .build/collections can be older than the code under test)."""
     tree = os.path.join(REPO, ".build", "pytest-collections")
     link = os.path.join(tree, "ansible_collections", "fleet", "mtls")
-    if not os.path.islink(link):
+    if not (os.path.islink(link) and os.path.realpath(link) == os.path.realpath(REPO)):
         os.makedirs(os.path.dirname(link), exist_ok=True)
-        os.symlink(REPO, link)
+        staging = "%s.%d" % (link, os.getpid())
+        if os.path.lexists(staging):
+            os.unlink(staging)
+        os.symlink(REPO, staging)
+        os.replace(staging, link)
     return tree
 
 
