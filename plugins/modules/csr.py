@@ -272,24 +272,26 @@ def saved_csr_matches(data, key, expected):
 
 
 class KeyPlan:
-    """Which key signs the CSR and whether it has to be generated first."""
+    """Which key signs the CSR; ``key`` is None when it has to be generated first (only when
+    writing: check mode never makes a key)."""
 
-    def __init__(self, path, key, staged, create):
-        self.path, self.key, self.staged, self.create = path, key, staged, create
+    def __init__(self, path, key, staged):
+        self.path, self.key, self.staged = path, key, staged
+        self.create = key is None
 
 
 def plan_signing_key(layout, live_key, staged_key, reason, key_type, new_key_on_renew):
     if live_key is None:
         # First issue (or the key was lost): the new key is live at once, no certificate uses it.
-        return KeyPlan(layout.key, generate_private_key(key_type), staged=False, create=True)
+        return KeyPlan(layout.key, None, staged=False)
     live_type_ok = key_type_of(live_key) == key_type
     if live_type_ok and ((reason in NOTHING_DEPENDS_ON_KEY and staged_key is None) or not new_key_on_renew):
-        return KeyPlan(layout.key, live_key, staged=False, create=False)
+        return KeyPlan(layout.key, live_key, staged=False)
     # A staged key equal to the live one is a leftover of an interrupted promotion, not a new key.
     if (staged_key is not None and key_type_of(staged_key) == key_type
             and not same_public_key(staged_key, live_key)):
-        return KeyPlan(layout.staged_key, staged_key, staged=True, create=False)
-    return KeyPlan(layout.staged_key, generate_private_key(key_type), staged=True, create=True)
+        return KeyPlan(layout.staged_key, staged_key, staged=True)
+    return KeyPlan(layout.staged_key, None, staged=True)
 
 
 def ensure_identity_request(module):
@@ -363,6 +365,7 @@ def _write_request(layout, plan, expected, key_mode, owner, group):
     ensure_dir(layout.private_dir, PRIVATE_DIR_MODE)
     ensure_dir(layout.certs_dir, CERTS_DIR_MODE)
     if plan.create:
+        plan.key = generate_private_key(expected.key_type)
         atomic_write(plan.path, serialize_private_key(plan.key), key_mode, owner, group)
     csr_pem = build_csr(plan.key, expected)
     atomic_write(layout.csr, csr_pem, CSR_MODE, owner, group)

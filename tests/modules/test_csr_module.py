@@ -147,6 +147,21 @@ def test_renewal_stages_a_new_key_and_reuses_it_after_an_interrupted_run(ansible
     assert_no_secret(resumed, p["key"], p["staged"])
 
 
+def test_leftover_staged_copy_of_the_live_key_is_not_reused(ansible_module, etc, pki):
+    """A promotion interrupted after the rename but before the cleanup leaves key.new == key:
+    reusing it would renew without a new key."""
+    p = paths(etc)
+    start = now() - 70 * DAY
+    _issued(ansible_module, etc, pki, not_before=start, not_after=start + 90 * DAY)
+    with open(p["staged"], "wb") as handle:
+        handle.write(read(p["key"]))
+    os.chmod(p["staged"], 0o600)
+    run = ansible_module("csr", args(etc))
+    assert run["reason"] == "renewal_window" and run["key_staged"] is True and run["key_created"] is True
+    assert public_key_of_key_file(p["staged"]) != public_key_of_key_file(p["key"])
+    assert public_key_of(run["csr"]) == public_key_of_key_file(p["staged"])
+
+
 def test_renewal_keeps_the_live_key_when_asked(ansible_module, etc, pki):
     first = ansible_module("csr", args(etc))
     start = now() - 80 * DAY
