@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Run every benchmark script in tests/bench/ with the venv's Python, in name order.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

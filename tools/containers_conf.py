@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Set keys in a containers.conf (TOML) file in place, keeping everything else.
 
     containers_conf.py FILE SECTION.KEY=VALUE ...

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Make sure the Debian test images exist: build each one that is missing or whose
 # recipe (tests/images/) changed since it was built. Suites whose image is overridden
 # with MTLS_TEST_IMAGE_<SUITE> are left to the user (pulled by podman when used).

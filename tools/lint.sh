@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # ansible-lint with the production profile, offline (no Galaxy here). Runs on the
 # working tree; .ansible-lint holds the configuration and exclusions.
 set -euo pipefail

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # `molecule test` for each named scenario under extensions/molecule/ that exists, in
 # the order given. Stops at the first failing scenario (later ones build on it).
 #   molecule.sh SCENARIO...

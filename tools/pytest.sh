@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Run one pytest layer. An empty layer is a failure (pytest exit 5, "no tests
 # collected"), so a broken conftest or a misnamed file cannot pass silently.
 #   pytest.sh DIR [--skip-if-missing] [pytest arguments]

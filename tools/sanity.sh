@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # ansible-test sanity on the staged collection, with its per-venv pip bootstrap served
 # from tools/get_pip_standin.py (the usual download host is unreachable here).
 #   sanity.sh [extra ansible-test sanity arguments]

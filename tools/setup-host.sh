@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Prepare a Debian 12 host for `make test`: system packages and the podman settings
 # this kind of VM needs. Idempotent; does nothing (quickly) when all is in place.
 set -euo pipefail

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Copy the collection to .build/collections/ansible_collections/fleet/mtls, where
 # ansible-test needs it and where ANSIBLE_COLLECTIONS_PATH finds it for ansible,
 # ansible-lint and molecule. The copy holds the tracked files plus untracked files
@@ -20,10 +20,10 @@ if git -C "$REPO_ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
         "$REPO_ROOT/" "$STAGED_COLLECTION/"
     # --files-from never deletes; drop staged files that are no longer in the list.
     comm -z -23 \
-        <(cd "$STAGED_COLLECTION" && find . ! -type d -printf '%P\0' | sort -z) \
+        <(cd "$STAGED_COLLECTION" && find . -path ./.git -prune -o ! -type d -printf '%P\0' | sort -z) \
         <(sort -z "$file_list") |
         (cd "$STAGED_COLLECTION" && xargs -0r rm -f --)
-    find "$STAGED_COLLECTION" -mindepth 1 -type d -empty -delete
+    find "$STAGED_COLLECTION" -mindepth 1 -type d -empty ! -path "$STAGED_COLLECTION/.git/*" -delete
 else
     # Not a git checkout (e.g. an unpacked tarball): copy everything but build debris.
     rsync -a --delete \
@@ -31,5 +31,10 @@ else
         --exclude=__pycache__ --exclude=.pytest_cache --exclude=/tests/output \
         --exclude=/demo/.state --exclude='/*.tar.gz' \
         "$REPO_ROOT/" "$STAGED_COLLECTION/"
+fi
+# ansible-test looks for the nearest .git upwards to list the collection's files; without
+# one of its own the copy would resolve to this checkout, where .build/ is ignored.
+if [[ ! -d $STAGED_COLLECTION/.git ]]; then
+    git init --quiet "$STAGED_COLLECTION"
 fi
 log "collection staged at $STAGED_COLLECTION"

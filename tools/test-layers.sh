@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Run the test layers one after the other as their own make targets, keep going after
 # a failure so one run shows every broken layer, then print a timing summary.
 #   test-layers.sh LAYER...

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Create or refresh the tool virtualenv (.venv) from requirements-dev.txt.
 # A stamp file holding the requirements' hash skips the reinstall when nothing changed.
 set -euo pipefail

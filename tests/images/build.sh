@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Build one Debian systemd test image from scratch with debootstrap and import it into podman.
 #   build.sh SUITE IMAGE [RECIPE_HASH]
 # SUITE is a Debian codename (bookworm, trixie); IMAGE the name:tag to create.
