@@ -164,7 +164,8 @@ def _certificate_row(host, item, generations, now, warn_days):
     not_after = parse_time(info["not_after"], "not_after of %s on %s" % (row["identity"], host))
     row["not_after"] = isoformat(not_after)
     row["expiry_timestamp"] = int(_epoch(not_after))
-    row["days_left"] = _days_between(not_after, now)
+    days_left = _days_between(not_after, now)
+    row["days_left"] = days_left
 
     # The chain file is leaf + issuing CA: from cert_info (all=true) or from its PEM text.
     chain = [_normalize_fingerprint(cert["fingerprint_sha256"]) for cert in info.get("certificates") or []]
@@ -185,8 +186,8 @@ def _certificate_row(host, item, generations, now, warn_days):
         reasons.append("issued by retired CA generation %s" % generation["id"])
     if generation and generation["state"] == "retiring":
         reasons.append("issued by retiring CA generation %s: reissue from the active one" % generation["id"])
-    if row["days_left"] <= warn_days and not_after > now:
-        reasons.append("expires in %.1f days (warn at %s)" % (row["days_left"], warn_days))
+    if days_left <= warn_days and not_after > now:
+        reasons.append("expires in %.1f days (warn at %s)" % (days_left, warn_days))
 
     if info.get("revoked"):
         row["status"] = "revoked"
@@ -262,8 +263,8 @@ def build_report(hosts, ca=None, warn_days=30, crl_warn_days=2, now=None):
                                                 "; ".join(row["reasons"])))
     for row in crls:
         if row["status"] != "ok":
-            problems.append("CRL of %s: %s%s" % (row["ca"], row["status"], "" if row["next_update"] is None
-                                                  else " (next update %s)" % row["next_update"]))
+            when = "" if row["next_update"] is None else " (next update %s)" % row["next_update"]
+            problems.append("CRL of %s: %s%s" % (row["ca"], row["status"], when))
     for row in host_rows:
         if row["error"]:
             problems.append("%s could not be inspected: %s" % (row["host"], row["error"]))
