@@ -75,9 +75,13 @@ class IssuanceIndex:
     # -- reading ---------------------------------------------------------------------------------
 
     def _read(self):
+        return self._read_document()[0]["entries"]
+
+    def _read_document(self):
+        """(document, raw bytes or None); the document always has an 'entries' list."""
         data = read_file(self.index_path, "issuance index")
         if data is None:
-            return []
+            return {"format": INDEX_FORMAT, "entries": []}, None
         try:
             document = json.loads(data.decode("utf-8"))
         except ValueError as exc:
@@ -87,18 +91,43 @@ class IssuanceIndex:
         if document.get("format") != INDEX_FORMAT:
             raise MtlsError("issuance index %s has format %r; this version reads format %d"
                             % (self.index_path, document.get("format"), INDEX_FORMAT))
-        return document["entries"]
+        return document, data
+
+    @staticmethod
+    def _line(entry):
+        return json.dumps(entry, sort_keys=True, separators=(",", ":"))
 
     def _write(self, entries):
         # One entry per line: diffable by eye, and far cheaper to dump than indented JSON.
-        lines = ",\n".join(json.dumps(entry, sort_keys=True, separators=(",", ":")) for entry in entries)
-        text = '{"format": %d, "entries": [\n%s\n]}\n' % (INDEX_FORMAT, lines)
+        lines = ",\n".join(self._line(entry) for entry in entries)
+        self._replace('{"format": %d, "entries": [\n%s\n]}\n' % (INDEX_FORMAT, lines))
+
+    def _append(self, document, data, new_entries):
+        """Write the index read as (``document``, ``data``) plus ``new_entries``.
+
+        When the file is in the form ``_write`` makes (only 'format' and 'entries', the last entry on
+        the last line), the new lines are spliced in before the closing bracket: a large index is not
+        dumped again entry by entry for every batch. Any other form is rewritten in full.
+        """
+        existing = document["entries"]
+        tail = "\n]}\n"
+        last_line = self._line(existing[-1]) if existing and isinstance(existing[-1], dict) else None
+        if last_line is not None and set(document) == {"format", "entries"} \
+                and data.endswith(("\n%s%s" % (last_line, tail)).encode("utf-8")):
+            lines = ",\n".join(self._line(entry) for entry in new_entries)
+            self._replace(data[:-len(tail)] + (",\n%s%s" % (lines, tail)).encode("utf-8"))
+        else:
+            self._write(existing + new_entries)
+
+    def _replace(self, text):
+        if isinstance(text, str):
+            text = text.encode("utf-8")
         mode = 0o644
         try:
             mode = os.stat(self.index_path).st_mode & 0o7777
         except OSError:
             pass
-        atomic_write(self.index_path, text.encode("utf-8"), mode)
+        atomic_write(self.index_path, text, mode)
 
     @contextlib.contextmanager
     def _locked(self):
@@ -134,8 +163,8 @@ class IssuanceIndex:
         if not entries:
             return []
         with self._locked():
-            existing = self._read()
-            taken = set(entry.get("serial") for entry in existing)
+            document, data = self._read_document()
+            taken = set(entry.get("serial") for entry in document["entries"])
             recorded = []
             for entry in entries:
                 attempts = 0
@@ -147,7 +176,7 @@ class IssuanceIndex:
                     entry = redraw(entry)
                 taken.add(entry["serial"])
                 recorded.append(entry)
-            self._write(existing + recorded)
+            self._append(document, data, recorded)
         return recorded
 
     def revoke(self, serial=None, identity=None, host=None, reason="unspecified", when=None, dry_run=False):

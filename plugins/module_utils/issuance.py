@@ -8,10 +8,15 @@ backdate_minutes=5, truncate_to_issuer=False, serial=None, allowed_key_types=Non
 ``x509.Certificate`` (``csr`` is PEM bytes/str or a loaded CSR; ``signer`` from
 ``CAStore.load()``). ``sign_batch(signer, store, requests, validity_days=90, backdate_minutes=5,
 truncate_to_issuer=False, generate_keys=False, key_dir=None, key_owner=None, key_group=None,
-key_mode=0o600, allowed_key_types=None, check_mode=False)`` validates EVERY request first (one bad
-request fails the call naming it by position and host/identity, nothing is written), signs all,
-records all in the store's index in one locked update and returns ``IssuedLeaf`` results in
-request order (``.as_dict()`` is the module return entry). A request is a dict with ``identity``
+key_mode=0o600, allowed_key_types=None, check_mode=False, workers=None)`` validates EVERY request
+(one bad request fails the call naming it by position and host/identity, the first one when several
+are bad, and nothing is written), signs all, records all in the store's index in one locked update
+and returns ``IssuedLeaf`` results in request order (``.as_dict()`` is the module return entry).
+From ``PARALLEL_MIN_REQUESTS`` requests on, the batch is split over the usable CPUs: worker
+processes forked after the CA key is loaded (they inherit it; it is never sent anywhere) plan,
+verify and sign a contiguous share each and hand back plans, DER certificates and, with central
+generation, the new leaf keys through private pipes; the index and every file are written by the
+calling process only, after every share has succeeded. ``workers`` forces a count (1 = serial). A request is a dict with ``identity``
 (required), ``host``, ``csr``, ``profile``, ``sans``, ``common_name``, ``validity_days``,
 ``key_type`` (central generation only).
 Policy: the CSR signature must verify; the key type must be allowed; SANs come from the request,
@@ -27,7 +32,9 @@ __metaclass__ = type
 
 import datetime
 import os
+import pickle
 import re
+import traceback
 
 from ansible_collections.fleet.mtls.plugins.module_utils.ca_store import certificate_pem, random_serial
 from ansible_collections.fleet.mtls.plugins.module_utils.compat import isoformat, utcnow
@@ -46,6 +53,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils.renewal import check_id
 
 try:
     from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
     HAS_CRYPTOGRAPHY = True
 except ImportError:
     HAS_CRYPTOGRAPHY = False
@@ -54,6 +62,8 @@ DEFAULT_VALIDITY_DAYS = 90
 DEFAULT_BACKDATE_MINUTES = 5
 SERVER_PROFILES = ("server", "server_client")
 _HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
+# Below this many requests, forking workers costs more than the second core saves.
+PARALLEL_MIN_REQUESTS = 64
 _REQUEST_TYPES = {"identity": "str", "host": "str", "csr": "str", "profile": "str", "sans": "list",
                   "common_name": "str", "validity_days": "int", "key_type": "str"}
 
@@ -139,6 +149,23 @@ class LeafPlan:
         where = " on host %s" % self.host if self.host else ""
         return "request %d (identity %s%s)" % (self.position, self.identity, where)
 
+    def __getstate__(self):
+        # A worker process hands plans back as plain data: the subject is rebuilt from the CN and
+        # the public key from its DER form if the plan is ever signed again (serial redraw).
+        state = dict(self.__dict__)
+        if self.public_key is not None:
+            state["public_key"] = self.public_key.public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        state.update(csr=None, private_key=None, subject=None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if isinstance(self.public_key, bytes):
+            self.public_key = serialization.load_der_public_key(self.public_key)
+        if self.subject is None:
+            self.subject = build_subject(self.common_name)
+
 
 class LeafSigner:
     """Signs leaves for one issuer; the per-issuer work (AKI, chain, limits) is done once."""
@@ -156,6 +183,8 @@ class LeafSigner:
         self.basic_constraints = x509.BasicConstraints(ca=False, path_length=None)
         self.eku = dict((profile, extended_key_usage(profile)) for profile in ("server", "client", "server_client"))
         self._validity = {}
+        self._base_builders = {}
+        self._key_usage = {}
 
     def validity(self, validity_days, label="the leaf"):
         """(not_before, not_after) for ``validity_days``; a batch mostly repeats one value."""
@@ -174,17 +203,28 @@ class LeafSigner:
             not_after = self.signer.not_after
         return self.not_before, not_after
 
+    def _base_builder(self, not_before, not_after):
+        # Builders are immutable: the issuer-wide part is built once per validity window.
+        base = self._base_builders.get((not_before, not_after))
+        if base is None:
+            base = (x509.CertificateBuilder()
+                    .issuer_name(self.issuer_name)
+                    .not_valid_before(not_before)
+                    .not_valid_after(not_after)
+                    .add_extension(self.basic_constraints, critical=True))
+            self._base_builders[(not_before, not_after)] = base
+        return base
+
     def sign(self, plan, serial):
         public_key = plan.public_key
-        builder = (x509.CertificateBuilder()
+        key_usage = self._key_usage.get(plan.key_type)
+        if key_usage is None:
+            key_usage = self._key_usage[plan.key_type] = leaf_key_usage(public_key)
+        builder = (self._base_builder(plan.not_before, plan.not_after)
                    .subject_name(plan.subject)
-                   .issuer_name(self.issuer_name)
                    .public_key(public_key)
                    .serial_number(serial)
-                   .not_valid_before(plan.not_before)
-                   .not_valid_after(plan.not_after)
-                   .add_extension(self.basic_constraints, critical=True)
-                   .add_extension(leaf_key_usage(public_key), critical=True)
+                   .add_extension(key_usage, critical=True)
                    .add_extension(self.eku[plan.profile], critical=False)
                    .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
                    .add_extension(self.aki, critical=False))
@@ -315,10 +355,150 @@ def key_path_for(key_dir, plan):
     return os.path.join(key_dir, plan.identity + ".key")
 
 
+def usable_cpus():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _worker_count(count, workers):
+    if workers is None:
+        workers = usable_cpus() if count >= PARALLEL_MIN_REQUESTS else 1
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise MtlsError("workers must be a positive number, got %r" % (workers,))
+    return min(workers, count)
+
+
+class _BatchSpec:
+    """What every share of a batch needs to plan and sign its requests."""
+
+    def __init__(self, leaf_signer, requests, validity_days, generate_keys, key_root, allowed_key_types):
+        self.leaf_signer = leaf_signer
+        self.requests = requests
+        self.validity_days = validity_days
+        self.generate_keys = generate_keys
+        self.key_root = key_root
+        self.allowed_key_types = allowed_key_types
+
+    def plan(self, start, stop):
+        plans = [plan_request(self.leaf_signer, self.requests[index], index + 1, self.validity_days,
+                              self.generate_keys, self.allowed_key_types)
+                 for index in range(start, stop)]
+        if self.key_root:
+            for plan in plans:
+                plan.key_path = key_path_for(self.key_root, plan)
+        return plans
+
+    def sign(self, plans):
+        """[(plan, certificate, key PEM or None)]: central keys are made here, just before their leaf."""
+        signed = []
+        for plan in plans:
+            key_pem = None
+            if self.generate_keys:
+                private_key = generate_private_key(plan.key_type)
+                plan.public_key = private_key.public_key()
+                key_pem = serialize_private_key(private_key)
+            signed.append((plan, self.leaf_signer.sign(plan, random_serial()), key_pem))
+        return signed
+
+
+def _shares(count, workers):
+    size, extra = divmod(count, workers)
+    bounds, start = [], 0
+    for share in range(workers):
+        stop = start + size + (1 if share < extra else 0)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _read_all(fd):
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _run_share(spec, start, stop, write_fd):
+    """Body of a forked worker: plan + sign one share, send the outcome, never return."""
+    status = 1
+    try:
+        try:
+            signed = spec.sign(spec.plan(start, stop))
+            outcome = ("ok", [(plan, cert.public_bytes(serialization.Encoding.DER), key_pem)
+                              for plan, cert, key_pem in signed])
+        except MtlsError as exc:
+            outcome = ("error", exc.message, exc.details)
+        except Exception:  # reported by the parent as a worker failure, with the traceback
+            outcome = ("crash", traceback.format_exc())
+        _write_all(write_fd, pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL))
+        status = 0
+    finally:
+        # Skip the parent's exit handlers and buffered output: the parent alone reports and cleans up.
+        os._exit(status)
+
+
+def _collect_share(pid, read_fd):
+    try:
+        data = _read_all(read_fd)
+    finally:
+        os.close(read_fd)
+    dummy, status = os.waitpid(pid, 0)
+    if not data:
+        raise MtlsError("a signing worker process ended without a result (wait status %d); nothing was "
+                        "written" % status)
+    outcome = pickle.loads(data)
+    if outcome[0] == "crash":
+        raise MtlsError("a signing worker process failed; nothing was written:\n%s" % outcome[1])
+    if outcome[0] == "error":
+        return MtlsError(outcome[1], **outcome[2])
+    return [(plan, x509.load_der_x509_certificate(der), key_pem) for plan, der, key_pem in outcome[1]]
+
+
+def _sign_parallel(spec, workers):
+    """Plan and sign in ``workers`` shares (this process takes the first); [(plan, cert, key_pem)]."""
+    shares = _shares(len(spec.requests), workers)
+    children = []
+    try:
+        for start, stop in shares[1:]:
+            read_fd, write_fd = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(read_fd)
+                _run_share(spec, start, stop, write_fd)
+            os.close(write_fd)
+            children.append((pid, read_fd))
+        try:
+            outcomes = [spec.sign(spec.plan(*shares[0]))]
+        except MtlsError as exc:
+            outcomes = [exc]
+        while children:
+            outcomes.append(_collect_share(*children.pop(0)))
+    finally:
+        for pid, read_fd in children:  # only after an unexpected error: do not leave zombies behind
+            os.close(read_fd)
+            os.waitpid(pid, 0)
+    signed = []
+    for outcome in outcomes:
+        if isinstance(outcome, MtlsError):
+            raise outcome  # shares are in request order: this is the first bad request
+        signed.extend(outcome)
+    return signed
+
+
 def sign_batch(signer, store, requests, validity_days=DEFAULT_VALIDITY_DAYS,
                backdate_minutes=DEFAULT_BACKDATE_MINUTES, truncate_to_issuer=False, generate_keys=False,
                key_dir=None, key_owner=None, key_group=None, key_mode=0o600, allowed_key_types=None,
-               check_mode=False):
+               check_mode=False, workers=None):
     """Validate all requests, sign all, record all in one index update; results in request order.
 
     In ``check_mode`` the requests are validated and planned but nothing is generated, signed or
@@ -334,39 +514,39 @@ def sign_batch(signer, store, requests, validity_days=DEFAULT_VALIDITY_DAYS,
     if generate_keys and key_mode & 0o077 & ~0o040:
         raise MtlsError("key_mode %o would let others read private keys: use 0600 or 0640" % key_mode)
     _check_validity_days(validity_days)
+    workers = _worker_count(len(requests), workers)
     leaf_signer = LeafSigner(signer, backdate_minutes, truncate_to_issuer)
-    plans = [plan_request(leaf_signer, request, position, validity_days, generate_keys, allowed_key_types)
-             for position, request in enumerate(requests, 1)]
-    _check_batch_names(plans)
-    if generate_keys:
-        for plan in plans:
-            plan.key_path = key_path_for(os.path.abspath(key_dir), plan)
-    if check_mode:
-        return [IssuedLeaf(plan, None, None, plan.key_path) for plan in plans]
+    key_root = os.path.abspath(key_dir) if generate_keys else None
+    spec = _BatchSpec(leaf_signer, list(requests), validity_days, generate_keys, key_root, allowed_key_types)
+    if check_mode or workers == 1:
+        plans = spec.plan(0, len(requests))
+        _check_batch_names(plans)
+        if check_mode:
+            return [IssuedLeaf(plan, None, None, plan.key_path) for plan in plans]
+        signed = spec.sign(plans)
+    else:
+        signed = _sign_parallel(spec, workers)
+        _check_batch_names([plan for plan, dummy, dummy2 in signed])
 
     with StagedFiles(batch_sync=True) as staged_keys:
         if generate_keys:
-            _stage_central_keys(plans, os.path.abspath(key_dir), staged_keys, key_owner, key_group, key_mode)
-        index = store.index()
-        issued = {}
-        entries = []
-        for plan in plans:
-            cert = leaf_signer.sign(plan, random_serial())
-            issued[plan.position] = cert
-            entries.append(_entry_for(plan, cert, leaf_signer.now))
-
-        plan_of_serial = dict((entry["serial"], plan) for entry, plan in zip(entries, plans))
+            _stage_central_keys(signed, key_root, staged_keys, key_owner, key_group, key_mode)
+        issued = dict((plan.position, cert) for plan, cert, dummy in signed)
+        plans = [plan for plan, dummy, dummy2 in signed]
+        entries = [_entry_for(plan, issued[plan.position], leaf_signer.now) for plan in plans]
+        # By entry, not by serial: two entries of one batch may share the serial being redrawn.
+        plan_of_entry = dict((id(entry), plan) for entry, plan in zip(entries, plans))
 
         def redraw(entry):
             # Another signer took this serial meanwhile: sign this leaf again with a fresh one.
-            plan = plan_of_serial[entry["serial"]]
+            plan = plan_of_entry[id(entry)]
             cert = leaf_signer.sign(plan, random_serial())
             issued[plan.position] = cert
             new = _entry_for(plan, cert, leaf_signer.now)
-            plan_of_serial[new["serial"]] = plan
+            plan_of_entry[id(new)] = plan
             return new
 
-        index.record(entries, redraw=redraw)
+        store.index().record(entries, redraw=redraw)
         staged_keys.commit()
     chain_pem = signer.intermediates_pem.decode("ascii")
     return [IssuedLeaf(plan, issued[plan.position], chain_pem, plan.key_path) for plan in plans]
@@ -377,11 +557,9 @@ def _entry_for(plan, cert, now):
                      plan.profile, plan.not_before, plan.not_after, now)
 
 
-def _stage_central_keys(plans, key_dir, staged, owner, group, mode):
+def _stage_central_keys(signed, key_dir, staged, owner, group, mode):
     ensure_dir(key_dir, 0o700, owner, group)
-    for plan in plans:
+    for plan, dummy, key_pem in signed:
         if plan.host:
             ensure_dir(os.path.dirname(plan.key_path), 0o700, owner, group)
-        plan.private_key = generate_private_key(plan.key_type)
-        plan.public_key = plan.private_key.public_key()
-        staged.stage(plan.key_path, serialize_private_key(plan.private_key), mode, owner, group)
+        staged.stage(plan.key_path, key_pem, mode, owner, group)
