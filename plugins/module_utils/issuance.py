@@ -308,7 +308,7 @@ class IssuedLeaf:
         self.chain_pem = chain_pem
         self.key_path = key_path
 
-    def as_dict(self):
+    def as_dict(self, include_chain=True):
         cert_pem = certificate_pem(self.certificate).decode("ascii") if self.certificate is not None else None
         result = {
             "identity": self.plan.identity,
@@ -318,10 +318,11 @@ class IssuedLeaf:
             "sans": self.plan.sans,
             "serial": serial_hex(self.certificate.serial_number) if self.certificate is not None else None,
             "certificate": cert_pem,
-            "chain": (cert_pem + self.chain_pem) if cert_pem is not None else None,
             "not_before": isoformat(self.plan.not_before),
             "not_after": isoformat(self.plan.not_after),
         }
+        if include_chain:
+            result["chain"] = (cert_pem + self.chain_pem) if cert_pem is not None else None
         if self.key_path is not None:
             result["key_path"] = self.key_path
         return result

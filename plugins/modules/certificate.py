@@ -138,6 +138,13 @@ options:
     description:
       - Group of generated key files and their directories.
     type: str
+  return_chain:
+    description:
+      - Also return each leaf's full chain as C(certificates[].chain).
+      - Off by default - every leaf of a call has the same issuer chain, returned once as RV(ca_chain);
+        repeating it for each leaf of a large batch only makes the result bigger and slower to process.
+    type: bool
+    default: false
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -217,9 +224,9 @@ certificates:
       description: The leaf certificate (PEM).
       type: str
     chain:
-      description: The leaf followed by the intermediate CA certificates up to (not including) the root -
-        what a server presents.
+      description: The leaf followed by RV(ca_chain) - what a server presents.
       type: str
+      returned: with O(return_chain=true)
     subject:
       description: Subject of the leaf (RFC 4514).
       type: str
@@ -244,6 +251,14 @@ issued:
   description: Number of certificates signed (or that would be signed in check mode).
   returned: always
   type: int
+ca_chain:
+  description:
+    - The signing CA certificate followed by its issuers up to (not including) the root, PEM; the same
+      for every leaf of the call. A server presents C(certificate) followed by it; M(fleet.mtls.install_identity)
+      accepts it as O(fleet.mtls.install_identity#module:chain) and puts the leaf in front.
+    - Empty when the signing CA is itself a root.
+  returned: when certificates were requested
+  type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -280,8 +295,9 @@ def issue(module):
         generate_keys=params["generate_keys"], key_dir=params["key_dir"], key_owner=params["key_owner"],
         key_group=params["key_group"], key_mode=params["key_mode"],
         allowed_key_types=params["allowed_key_types"], check_mode=module.check_mode)
-    certificates = [leaf.as_dict() for leaf in issued]
-    result = {"changed": True, "certificates": certificates, "issued": len(certificates)}
+    certificates = [leaf.as_dict(include_chain=params["return_chain"]) for leaf in issued]
+    result = {"changed": True, "certificates": certificates, "issued": len(certificates),
+              "ca_chain": signer.intermediates_pem.decode("ascii")}
     if module._diff:
         names = ["%s/%s" % (c["host"], c["identity"]) if c["host"] else c["identity"] for c in certificates]
         result["diff"] = {"before": {"issued": []}, "after": {"issued": names}}
@@ -311,6 +327,7 @@ def main():
             key_mode=dict(type="raw", default="0600", no_log=False),
             key_owner=dict(type="str", no_log=False),
             key_group=dict(type="str", no_log=False),
+            return_chain=dict(type="bool", default=False),
         ),
         mutually_exclusive=[("requests", option) for option in SINGLE_REQUEST_OPTIONS],
         required_if=[("generate_keys", True, ("key_dir",))],
