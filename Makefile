@@ -13,7 +13,7 @@ TEST_LAYERS ?= build unit modules sanity lint molecule
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
 export MOLECULE_SCENARIOS
 
-.PHONY: help setup host venv stage images test $(TEST_LAYERS) demo demo-clean bench clean distclean
+.PHONY: help setup host venv stage images test build unit modules sanity lint molecule demo demo-clean bench clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-11s %s\n", $$1, $$2 }'
