@@ -2,7 +2,8 @@
 """Bounded MQTT load over mTLS with paho-mqtt (1.6 on Debian 12, 2.x on Debian 13).
 
 subscribe: one connection for the whole run (clean_session false, QoS 1), opened with the
-  identity installed when it starts; records every message id it receives, and every disconnect.
+  identity installed when it starts; records every message id it receives, and every disconnect
+  it did not ask for.
   Runs until --stop-file appears and no message came for 3 s, or --max-seconds pass.
 publish: numbered QoS 1 messages, one every --interval seconds, each waited for until the broker
   acknowledges it (PUBACK). Reconnects every --batch messages with the certificate, key and trust
@@ -50,6 +51,7 @@ def subscribe(args):
     received, duplicates = set(), [0]
     rec.data.update(connects=0, disconnects=0, connack_failures=[], received=0, duplicates=0, max_id=0)
     last_message = [time.monotonic()]
+    closing = threading.Event()
     lock = threading.Lock()
     client = new_client(args.client_id, clean_session=False)
     client.tls_set(ca_certs=args.cacert, certfile=args.cert, keyfile=args.key, cert_reqs=ssl.CERT_REQUIRED)
@@ -62,7 +64,8 @@ def subscribe(args):
             rec.data["connack_failures"].append(rc)
 
     def on_disconnect(client, userdata, rc):
-        rec.data["disconnects"] += 1
+        if not closing.is_set():
+            rec.data["disconnects"] += 1
 
     def on_message(client, userdata, message):
         number = int(message.payload.decode())
@@ -82,6 +85,7 @@ def subscribe(args):
             rec.data.update(received=len(received), duplicates=duplicates[0], max_id=max(received or [0]))
         rec.write()
         time.sleep(0.2)
+    closing.set()
     client.disconnect()
     client.loop_stop()
     with lock:
