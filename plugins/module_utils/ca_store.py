@@ -31,7 +31,7 @@ import shutil
 import tempfile
 
 from ansible_collections.fleet.mtls.plugins.module_utils.compat import (
-    isoformat, not_valid_after, not_valid_before, pem_blocks, utcnow)
+    isoformat, not_valid_after, not_valid_before, utcnow)
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.inspect import (
     fingerprint_sha256, issued_by, load_certificates, serial_hex)

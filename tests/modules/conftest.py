@@ -78,7 +78,7 @@ def ansible_module(tmp_path):
         })
         env.update(environment or {})
         proc = subprocess.run([_ansible_playbook(), str(playbook)], capture_output=True, text=True,
-                              env=env, cwd=str(tmp_path), timeout=600)
+                              env=env, cwd=str(tmp_path), timeout=600, check=False)
         try:
             report = json.loads(proc.stdout)
             result = report["plays"][0]["tasks"][0]["hosts"]["localhost"]

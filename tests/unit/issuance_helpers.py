@@ -59,7 +59,7 @@ def openssl_verify(root_crt, intermediate_crt, leaf_pem, tmp_path, purpose=None)
     command = ["openssl", "verify", "-CAfile", root_crt, "-untrusted", intermediate_crt]
     if purpose:
         command += ["-purpose", purpose]
-    return subprocess.run(command + [leaf], capture_output=True, text=True)
+    return subprocess.run(command + [leaf], capture_output=True, text=True, check=False)
 
 
 def pkilint(pem, tmp_path, name="cert.pem"):
@@ -68,5 +68,5 @@ def pkilint(pem, tmp_path, name="cert.pem"):
     path = os.path.join(str(tmp_path), name)
     with open(path, "w") as handle:
         handle.write(pem)
-    proc = subprocess.run([tool, "lint", "-s", "WARNING", path], capture_output=True, text=True)
+    proc = subprocess.run([tool, "lint", "-s", "WARNING", path], capture_output=True, text=True, check=False)
     return (proc.stdout + proc.stderr).strip()

@@ -128,16 +128,16 @@ def test_complete_is_idempotent():
 
 
 @pytest.mark.parametrize("setup, action, message", [
-    (lambda s: s, lambda s: rot.advance(s), "no CA rotation is under way"),
+    (lambda s: s, rot.advance, "no CA rotation is under way"),
     (lambda s: s, lambda s: rot.complete(s, "trust"), "no CA rotation is under way"),
     (lambda s: rot.begin(s, "root"), lambda s: rot.begin(s, "issuing"),
      "a root rotation (generation 1 to 2) is under way in phase trust"),
-    (lambda s: rot.begin(s, "root"), lambda s: rot.advance(s), "phase trust of the root rotation has not completed"),
+    (lambda s: rot.begin(s, "root"), rot.advance, "phase trust of the root rotation has not completed"),
     (lambda s: rot.begin(s, "root"), lambda s: rot.complete(s, "reissue"),
      "cannot complete phase reissue: the rotation is in phase trust"),
     (lambda s: rot.begin(s, "root"), lambda s: rot.complete(s, "bogus"), "phase 'bogus' is not one of"),
     (lambda s: s, lambda s: rot.begin(s, "everything"), "scope 'everything' is not one of issuing, root"),
-    (lambda s: rot.advance(rot.complete(rot.begin(s, "root"), "trust")), lambda s: rot.advance(s),
+    (lambda s: rot.advance(rot.complete(rot.begin(s, "root"), "trust")), rot.advance,
      "phase reissue of the root rotation has not completed"),
 ])
 def test_illegal_transitions_are_refused(setup, action, message):
@@ -223,12 +223,12 @@ def _rotating(phase="trust"):
     (_mutate(lambda d: d["generations"][0].update(state="asleep")), "generation 1 has state 'asleep'"),
     (_mutate(lambda d: d["generations"].append(dict(d["generations"][0]))), "generation id 1 appears twice"),
     (_mutate(lambda d: d["generations"].append({"id": 2, "root": "root-1", "issuing": "issuing-1",
-                                                 "state": "retired"})), "issuing-1 belongs to two generations"),
+                                                "state": "retired"})), "issuing-1 belongs to two generations"),
     (_mutate(lambda d: d["generations"][0].update(state="retired")), "exactly one generation must be active, found 0"),
     (_mutate(lambda d: d.update(active=2)), "'active' is 2 but generation 1 is the active one"),
     (_mutate(lambda d: d.update(phase="trust")), "'phase' belongs inside 'rotation'"),
     (_mutate(lambda d: d["generations"].append({"id": 2, "root": "root-2", "issuing": "issuing-2",
-                                                 "state": "incoming"})), "generation 2 is incoming but no rotation"),
+                                                "state": "incoming"})), "generation 2 is incoming but no rotation"),
     (_mutate(lambda d: d.update(rotation="soon")), "'rotation' must be an object or null"),
     (_mutate(lambda d: d.update(history={})), "'history' must be a list of objects"),
 ])
@@ -310,7 +310,7 @@ def test_legacy_file_is_rewritten_in_the_current_layout_on_the_first_transition(
 
 @pytest.mark.parametrize("setup, action", [
     (lambda s: rot.begin(s, "root", now=at(0)), lambda s: rot.begin(s, "issuing")),
-    (lambda s: rot.begin(s, "root", now=at(0)), lambda s: rot.advance(s)),
+    (lambda s: rot.begin(s, "root", now=at(0)), rot.advance),
     (lambda s: rot.advance(rot.complete(rot.begin(s, "root", now=at(0)), "trust", now=at(1)), now=at(2)),
      lambda s: rot.complete(s, "retire")),
     (lambda s: rot.complete(rot.advance(rot.complete(rot.begin(s, "root", now=at(0)), "trust", now=at(1)),
@@ -438,5 +438,5 @@ def test_trust_bundle_and_identifiers_follow_the_generations(ca_dir):
 
 def test_refusal_on_a_fresh_directory_creates_nothing(ca_dir):
     with pytest.raises(MtlsError, match="no CA rotation is under way"):
-        rot.StateFile(ca_dir).transition(lambda s: rot.advance(s))
+        rot.StateFile(ca_dir).transition(rot.advance)
     assert os.listdir(ca_dir) == [], "not even the lock file"
