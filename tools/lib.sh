@@ -1,5 +1,6 @@
 # Shared helpers for the scripts behind the Makefile. Source it; do not run it.
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # the variables set here are read by the scripts that source this file
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${MTLS_BUILD_DIR:-$REPO_ROOT/.build}

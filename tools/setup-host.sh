@@ -6,11 +6,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # podman + runc + netavark/aardvark-dns: rootful containers that resolve each other by name.
 # debootstrap + keyring: the test images. python3-venv: the tool venv. git/rsync: staging.
+# shellcheck: ansible-test sanity skips its shellcheck test without it.
 HOST_PACKAGES=(
     podman runc netavark aardvark-dns conmon catatonit
     debootstrap debian-archive-keyring
     python3 python3-venv
-    git rsync make curl openssl ca-certificates
+    git rsync make curl openssl ca-certificates shellcheck
 )
 CONTAINERS_CONF=${MTLS_CONTAINERS_CONF:-/etc/containers/containers.conf}
 
