@@ -5,8 +5,9 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-# Scenario order is fixed: cheap plumbing first. Scenarios that do not exist yet are skipped.
-MOLECULE_SCENARIOS ?= fleet mtls lifecycle
+# Scenario order is fixed: cheap plumbing first, then the service roles alone (openssl-made
+# certificates), the full rollout, and rotation under load. All reuse the same two images.
+MOLECULE_SCENARIOS ?= fleet schedule services mtls lifecycle
 # Test layers `make test` runs, in order; each is also its own target.
 TEST_LAYERS ?= build unit modules sanity lint molecule
 
