@@ -24,7 +24,7 @@ description:
   - The state file is read and written under an exclusive lock, atomically; a refused transition
     leaves it untouched. The module touches no key and needs no passphrase.
 author:
-  - fleet.mtls contributors
+  - fleet.mtls contributors (!UNKNOWN)
 options:
   ca_dir:
     description:
@@ -72,8 +72,10 @@ notes:
     entering V(reissue) is refused until they exist.
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 requirements:
   - cryptography >= 38
