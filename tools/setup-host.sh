@@ -6,7 +6,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # podman + runc + netavark/aardvark-dns: rootful containers that resolve each other by name.
 # debootstrap + keyring: the test images. python3-venv: the tool venv. git/rsync: staging.
-# shellcheck: ansible-test sanity skips its shellcheck test without it.
+# The shellcheck package: ansible-test sanity skips its shellcheck test without it.
 HOST_PACKAGES=(
     podman runc netavark aardvark-dns conmon catatonit
     debootstrap debian-archive-keyring
