@@ -52,7 +52,7 @@ Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SOURCES
 
-echo "image $image: installing $(echo $packages | wc -w) packages"
+echo "image $image: installing $(wc -w <<<"$packages") packages"
 # No daemon may start inside the build chroot.
 printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d"
 chmod 0755 "$rootfs/usr/sbin/policy-rc.d"
