@@ -42,8 +42,8 @@ build: setup ## build the collection tarball into .build/dist and check its cont
 unit: setup ## pytest tests/unit (no tests collected = failure)
 	@tools/pytest.sh tests/unit
 
-modules: setup ## pytest tests/modules: modules run through ansible (skipped if absent)
-	@tools/pytest.sh tests/modules --skip-if-missing
+modules: setup ## pytest tests/modules on both cores: modules run through ansible (skipped if absent)
+	@tools/pytest.sh tests/modules --skip-if-missing -n 2
 
 sanity: setup ## ansible-test sanity --python 3.11 on the staged collection
 	@tools/sanity.sh
