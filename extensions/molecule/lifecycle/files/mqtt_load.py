@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Bounded MQTT load over mTLS with paho-mqtt (1.6 on Debian 12, 2.x on Debian 13).
 
 subscribe: one connection for the whole run (clean_session false, QoS 1), opened with the
