@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Make a client certificate that expired yesterday, signed by a real fleet.mtls CA store.
 
 No signer hands out expired certificates on purpose, so the test builds this one itself:

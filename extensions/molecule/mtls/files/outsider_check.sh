@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # A valid certificate whose identity has no ACL entry: the broker takes the connection, drops
 # what it publishes and delivers nothing to it. Runs the whole exchange in one go:
 #   outsider_check.sh BROKER PORT DIR SELF TOPIC

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """MQTT round trip over mTLS with paho-mqtt (1.6 on Debian 12, 2.x on Debian 13):
 subscribe to TOPIC, publish a message to it, wait for it to come back.
     paho_roundtrip.py HOST PORT CA CERT KEY TOPIC
