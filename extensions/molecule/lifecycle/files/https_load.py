@@ -3,7 +3,10 @@
 One request every --interval seconds until --stop-file appears, --max-seconds pass or
 --max-requests are sent. Each request is a new curl process that reads the certificate, key and
 trust bundle again, like a client started per request, so renewals and CA rotations on this host
-are what the next request uses. Writes the JSON summary to --out (and progress every second).
+are what the next request uses. A request whose certificate and key curl could not load as a pair
+(read between the renames of a renewal; nothing was sent) is retried once and counted in
+local_credential_retries; only the retry's outcome counts. Writes the JSON summary to --out (and
+progress every second).
 """
 
 import argparse
@@ -11,6 +14,17 @@ import json
 import os
 import subprocess
 import time
+
+
+# curl: "problem with the local client certificate" (the request was never sent).
+CURL_LOCAL_CERT_ERROR = 58
+
+
+def request(args):
+    return subprocess.run(
+        ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+         "--cert", args.cert, "--key", args.key, "--cacert", args.cacert, args.url],
+        capture_output=True, text=True, check=False)
 
 
 def main():
@@ -22,7 +36,8 @@ def main():
     parser.add_argument("--max-requests", type=int, default=30000)
     args = parser.parse_args()
 
-    summary = {"requests": 0, "ok": 0, "failed": 0, "failures": [], "statuses": {}}
+    summary = {"requests": 0, "ok": 0, "failed": 0, "failures": [], "statuses": {},
+               "local_credential_retries": 0, "local_credential_errors": []}
     start = time.monotonic()
     last_progress = 0.0
 
@@ -37,10 +52,16 @@ def main():
     while (summary["requests"] < args.max_requests and time.monotonic() - start < args.max_seconds
            and not os.path.exists(args.stop_file)):
         began = time.monotonic()
-        proc = subprocess.run(
-            ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
-             "--cert", args.cert, "--key", args.key, "--cacert", args.cacert, args.url],
-            capture_output=True, text=True, check=False)
+        proc = request(args)
+        if proc.returncode == CURL_LOCAL_CERT_ERROR:
+            # curl read the certificate and key files while a renewal was replacing them (two
+            # renames) and got a mismatched pair: nothing was sent. A client retries the read.
+            summary["local_credential_retries"] += 1
+            if len(summary["local_credential_errors"]) < 20:
+                summary["local_credential_errors"].append({"at": round(began - start, 2),
+                                                           "error": proc.stderr.strip()[:300]})
+            time.sleep(0.05)
+            proc = request(args)
         summary["requests"] += 1
         status = proc.stdout.strip() or "000"
         key = "%s/%s" % (proc.returncode, status)
