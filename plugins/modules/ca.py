@@ -120,13 +120,13 @@ options:
     description:
       - Group of the store directory and its files.
     type: str
+extends_documentation_fragment:
+  - fleet.mtls.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reports whether the store would be created; nothing is written.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Shows subject, kind, key type and notAfter before and after.
 requirements:

@@ -70,12 +70,12 @@ notes:
   - In check mode the transition is validated and its result returned; nothing is written.
   - The stores of a new generation are created by the P(fleet.mtls.ca#role) role from C(rotation.json);
     entering V(reissue) is refused until they exist.
+extends_documentation_fragment:
+  - fleet.mtls.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 requirements:
   - cryptography >= 38

@@ -82,13 +82,13 @@ options:
     type: int
 notes:
   - Read-only; check mode runs the same inspection and C(changed) is always V(false).
+extends_documentation_fragment:
+  - fleet.mtls.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The same inspection runs in check mode; it never changes anything.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 requirements:
   - cryptography >= 38

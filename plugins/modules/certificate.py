@@ -145,13 +145,13 @@ options:
         repeating it for each leaf of a large batch only makes the result bigger and slower to process.
     type: bool
     default: false
+extends_documentation_fragment:
+  - fleet.mtls.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Validates every request and reports what would be signed; nothing is signed or written.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff lists the identities that are (or would be) issued.
 requirements:

@@ -85,12 +85,12 @@ notes:
   - In check mode the revocations are validated and the result planned, nothing is written;
     RV(crl) is V(null) when a new CRL would be built (RV(crl_number) is the number it would get).
   - Revoked certificates stay on the CRL after they expire.
+extends_documentation_fragment:
+  - fleet.mtls.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 requirements:
   - cryptography >= 38

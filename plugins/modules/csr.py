@@ -114,12 +114,12 @@ notes:
   - Directories are created when missing, C(private/) with mode 0711 (traversable but not listable,
     so a service group can reach its 0640 key), C(certs/) with 0755.
   - Supports diff mode (which files would be written, never their secret content).
+extends_documentation_fragment:
+  - fleet.mtls.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 requirements:
   - cryptography >= 38

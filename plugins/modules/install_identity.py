@@ -84,12 +84,12 @@ options:
 notes:
   - In check mode everything is verified and the changes are reported, nothing is written.
   - Supports diff mode (serials, subjects and CRL numbers; never key material).
+extends_documentation_fragment:
+  - fleet.mtls.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 requirements:
   - cryptography >= 38

@@ -136,13 +136,13 @@ options:
 notes:
   - Read-only; check mode runs the same probe and C(changed) is always V(false).
   - The probe itself runs on the managed host (use C(delegate_to) to probe from elsewhere).
+extends_documentation_fragment:
+  - fleet.mtls.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The same probe runs in check mode; it never changes anything.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 requirements:
   - cryptography >= 38
