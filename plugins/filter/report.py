@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: fleet.mtls contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters behind the fleet.mtls.report and fleet.mtls.verify playbooks (docs in the .yml files beside)."""
+"""Filters behind the fleet.mtls.report and fleet.mtls.verify playbooks and the demo (docs in the .yml files beside)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -32,6 +32,15 @@ def probe_summary(probes):
         raise AnsibleFilterError("fleet.mtls.probe_summary: %s" % exc)
 
 
+def text_table(rows, columns):
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise AnsibleFilterError("fleet.mtls.text_table: the input must be a list of dicts (one per row)")
+    if not isinstance(columns, list) or not all(
+            isinstance(column, (list, tuple)) and len(column) == 2 for column in columns):
+        raise AnsibleFilterError("fleet.mtls.text_table: columns must be a list of [key, header] pairs")
+    return report_lib.format_table(rows, [tuple(column) for column in columns])
+
+
 class FilterModule(object):
     def filters(self):
-        return {"fleet_report": fleet_report, "probe_summary": probe_summary}
+        return {"fleet_report": fleet_report, "probe_summary": probe_summary, "text_table": text_table}
