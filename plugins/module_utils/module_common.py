@@ -33,12 +33,13 @@ def require_cryptography(module):
                          % CRYPTOGRAPHY_VERSION)
 
 
-def run_module(module, action):
+def run_module(module, action, needs_cryptography=True):
     """Call ``action(module)`` -> result dict and exit; an MtlsError fails with its message.
 
     ``action`` must not write anything in check mode; it reports ``changed`` itself.
     """
-    require_cryptography(module)
+    if needs_cryptography:
+        require_cryptography(module)
     try:
         result = action(module)
     except MtlsError as exc:
