@@ -101,7 +101,11 @@ def check_host_name(host):
     return host
 
 
-def _leaf_sans(profile, common_name, requested_sans, csr_sans):
+def leaf_sans(profile, common_name, requested_sans, csr_sans):
+    """The SANs a leaf gets: the requested ones (else the CSR's), plus the CN for server profiles.
+
+    The csr module asks the same question before signing, so both must answer it here.
+    """
     sans = canonical_sans(requested_sans) if requested_sans else list(csr_sans)
     if profile in SERVER_PROFILES and common_name:
         try:
@@ -292,7 +296,7 @@ def plan_request(leaf_signer, request, position=1, default_validity_days=DEFAULT
         if key_type not in allowed:
             raise MtlsError("key type %s is not allowed (allowed: %s)" % (key_type, ", ".join(allowed)))
         common_name = request.get("common_name") or csr_cn or identity
-        sans = _leaf_sans(profile, common_name, request.get("sans"), csr_sans)
+        sans = leaf_sans(profile, common_name, request.get("sans"), csr_sans)
         plan = LeafPlan(position, identity, host, profile, common_name, sans, validity_days, csr, public_key,
                         key_type)
         plan.not_before, plan.not_after = leaf_signer.validity(validity_days, "validity")

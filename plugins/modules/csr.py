@@ -207,7 +207,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import (
     set_file_attributes)
 from ansible_collections.fleet.mtls.plugins.module_utils.inspect import load_certificates, serial_hex
 # The CA's SAN rule (a server's DNS/IP common name is added as a SAN): compare with what it issues.
-from ansible_collections.fleet.mtls.plugins.module_utils.issuance import _leaf_sans as issued_sans
+from ansible_collections.fleet.mtls.plugins.module_utils.issuance import leaf_sans
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import (
     DEFAULT_KEY_TYPE, KEY_TYPES, generate_private_key, key_type_of, load_private_key,
     same_public_key, serialize_private_key, signing_hash)
@@ -304,7 +304,7 @@ def ensure_identity_request(module):
     resolve_gid(group)
     common_name = params["common_name"] or params["name"]
     expected = Expected(
-        common_name=common_name, sans=issued_sans(params["profile"], common_name, params["sans"], []),
+        common_name=common_name, sans=leaf_sans(params["profile"], common_name, params["sans"], []),
         profile=params["profile"],
         key_type=params["key_type"], trusted_issuers=_trusted_issuers(params),
         renew_fraction=params["renew_fraction"], renew_days=params["renew_days"], force=params["force"])
