@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The `make demo` fleet: one systemd container per host in demo/inventory.yml on the
 # podman network fleet-mtls-demo, mTLS rolled out with fleet.mtls.site, then proven
-# from the clients with curl and mosquitto_pub (demo/prove.yml).
+# from both clients with real clients, accepted and refused cases, ending in one proof
+# table (demo/prove.yml); a row that differs from what was expected fails the run.
 #   demo.sh up      create or reuse the fleet, run the rollout, print what it proved
 #   demo.sh clean   remove the containers, the network and demo/.state
 # Both are safe to repeat.
@@ -84,14 +85,18 @@ demo_up() {
         log "proof done in $(elapsed_since "$start")s"
         cat <<SUMMARY
 
-==> The demo proved, on Debian 12 and 13 containers:
+==> The demo proved, on Debian 12 and 13 containers (every row of the table above):
     - a private CA (root + issuing intermediate) on fleet-mtls-demo-ca signed every host's CSR;
       private keys never left their hosts
-    - NGINX on fleet-mtls-demo-web answers clients that present their certificate
-      and refuses the same request without one
-    - Mosquitto on fleet-mtls-demo-broker accepts publishes from certified clients
-      and refuses clients without a certificate
-    Run 'make demo' again: the rollout is idempotent. 'make demo-clean' removes the fleet.
+    - NGINX on fleet-mtls-demo-web and Mosquitto on fleet-mtls-demo-broker accept each client's
+      own certificate, with curl, openssl s_client and Node.js https, and with mosquitto_pub/sub,
+      paho-mqtt and openssl s_client; the page names the client the certificate identified
+    - both refuse: no certificate, one from another CA, an expired one, a revoked one (revoked
+      on the CA holder with fleet.mtls.revoke, which pushed the new CRL to the fleet), a
+      server-only one (EKU serverAuth); NGINX answers 403 to a valid identity off its
+      allowlist, Mosquitto delivers nothing to or from one outside its ACL
+    Run 'make demo' again: the rollout is idempotent; the proof makes fresh test certificates.
+    'make demo-clean' removes the fleet.
 SUMMARY
     else
         log "playbooks/site.yml does not exist yet: running the plumbing check instead"
