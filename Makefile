@@ -6,10 +6,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # Scenario order is fixed: cheap plumbing first, then the service roles alone (openssl-made
-# certificates) and the full rollout. All reuse the same two images. The rotation-under-load
-# scenario runs on its own (make molecule MOLECULE_SCENARIOS=lifecycle) until it has passed
-# end to end; it joins this list then.
-MOLECULE_SCENARIOS ?= fleet schedule services mtls
+# certificates), the full rollout, and rotation under load last (the longest). All reuse the
+# same two images.
+MOLECULE_SCENARIOS ?= fleet schedule services mtls lifecycle
 # Test layers `make test` runs, in order; each is also its own target.
 TEST_LAYERS ?= build unit modules sanity lint molecule
 
