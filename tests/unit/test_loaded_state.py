@@ -16,7 +16,7 @@ def make_files(tmp_path):
 
 
 def test_without_a_record_everything_is_pending(tmp_path):
-    paths, _ = make_files(tmp_path)
+    paths = make_files(tmp_path)[0]
     found, pending = loaded_state.pending_paths(paths, str(tmp_path / "state" / "nginx.json"))
     assert not found and pending == paths
 
@@ -57,14 +57,14 @@ def test_a_missing_file_is_recorded_as_missing_and_its_arrival_is_pending(tmp_pa
 
 
 def test_a_file_added_to_the_list_is_pending(tmp_path):
-    paths, _ = make_files(tmp_path)
+    paths = make_files(tmp_path)[0]
     state = str(tmp_path / "nginx.json")
     loaded_state.record_loaded(paths[:-1], state)
     assert loaded_state.pending_paths(paths, state) == (True, [paths[-1]])
 
 
 def test_a_damaged_record_means_a_reload_is_owed(tmp_path):
-    paths, _ = make_files(tmp_path)
+    paths = make_files(tmp_path)[0]
     state = tmp_path / "nginx.json"
     for damage in (b"{not json", b"\xff\xfe", b"[]", json.dumps({"format": 99, "files": {}}).encode()):
         state.write_bytes(damage)
@@ -74,7 +74,7 @@ def test_a_damaged_record_means_a_reload_is_owed(tmp_path):
 
 
 def test_check_mode_writes_nothing(tmp_path):
-    paths, _ = make_files(tmp_path)
+    paths = make_files(tmp_path)[0]
     state = tmp_path / "state" / "nginx.json"
     assert loaded_state.record_loaded(paths, str(state), check_mode=True) is True
     assert not (tmp_path / "state").exists()
