@@ -54,23 +54,24 @@ def read_record(state_file):
     return record["files"]
 
 
-def pending_paths(paths, state_file):
-    """(record_found, paths whose contents differ from the record): what the service has not loaded."""
+def pending_paths(current, state_file):
+    """(record_found, paths whose digest in ``current`` differs from the record): what the service has not loaded.
+
+    ``current`` is what fingerprints() returns, so one call reads and hashes each file once.
+    """
     recorded = read_record(state_file)
-    current = fingerprints(paths)
     if recorded is None:
-        return False, list(paths)
-    return True, [path for path in paths if recorded.get(path) != current[path]]
+        return False, list(current)
+    return True, [path for path, digest in current.items() if recorded.get(path) != digest]
 
 
-def render_record(paths):
-    files = fingerprints(paths)
-    return json.dumps({"format": RECORD_FORMAT, "files": files}, indent=1, sort_keys=True) + "\n"
+def render_record(current):
+    return json.dumps({"format": RECORD_FORMAT, "files": current}, indent=1, sort_keys=True) + "\n"
 
 
-def record_loaded(paths, state_file, check_mode=False):
-    """Record the current fingerprints as loaded; returns True when the record changed."""
-    wanted = render_record(paths)
+def record_loaded(current, state_file, check_mode=False):
+    """Record the fingerprints ``current`` as loaded; returns True when the record changed."""
+    wanted = render_record(current)
     existing = read_file(state_file, "loaded-state record")
     if existing is not None and existing.decode("utf-8", "replace") == wanted:
         return False

@@ -92,16 +92,17 @@ record_found:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.fleet.mtls.plugins.module_utils.loaded_state import pending_paths, record_loaded
+from ansible_collections.fleet.mtls.plugins.module_utils.loaded_state import fingerprints, pending_paths, record_loaded
 from ansible_collections.fleet.mtls.plugins.module_utils.module_common import run_module
 
 
 def compare_or_record(module):
-    paths, state_file = module.params["paths"], module.params["state_file"]
-    record_found, pending = pending_paths(paths, state_file)
+    state_file = module.params["state_file"]
+    current = fingerprints(module.params["paths"])
+    record_found, pending = pending_paths(current, state_file)
     changed = False
     if module.params["record"]:
-        changed = record_loaded(paths, state_file, check_mode=module.check_mode)
+        changed = record_loaded(current, state_file, check_mode=module.check_mode)
     return {"changed": changed, "pending": bool(pending), "pending_paths": pending, "record_found": record_found}
 
 
