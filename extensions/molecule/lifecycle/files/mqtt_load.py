@@ -2,7 +2,9 @@
 
 subscribe: one connection for the whole run (clean_session false, QoS 1), opened with the
   identity installed when it starts; records every message id it receives, and every disconnect
-  it did not ask for.
+  it did not ask for. The first connection is tried for up to --connect-seconds (the broker's name
+  or listener may not answer yet); "subscribed" turns true on the broker's SUBACK, so the publisher
+  can be started only then and no message is published before anyone listens.
   Runs until --stop-file appears and no message came for 3 s, or --max-seconds pass.
 publish: numbered QoS 1 messages, one every --interval seconds, each waited for until the broker
   acknowledges it (PUBACK). Reconnects every --batch messages with the certificate, key and trust
@@ -48,7 +50,8 @@ class Recorder:
 def subscribe(args):
     rec = Recorder(args.out)
     received, duplicates = set(), [0]
-    rec.data.update(connects=0, disconnects=0, connack_failures=[], received=0, duplicates=0, max_id=0)
+    rec.data.update(connects=0, disconnects=0, connack_failures=[], first_connect_errors=[],
+                    subscribed=False, received=0, duplicates=0, max_id=0)
     last_message = [time.monotonic()]
     closing = threading.Event()
     lock = threading.Lock()
@@ -61,6 +64,9 @@ def subscribe(args):
             client.subscribe(args.topic, qos=1)
         else:
             rec.data["connack_failures"].append(rc)
+
+    def on_subscribe(client, userdata, mid, granted_qos):
+        rec.data["subscribed"] = True  # the main loop writes it out within a second
 
     def on_disconnect(client, userdata, rc):
         if not closing.is_set():
@@ -75,7 +81,17 @@ def subscribe(args):
             last_message[0] = time.monotonic()
 
     client.on_connect, client.on_disconnect, client.on_message = on_connect, on_disconnect, on_message
-    client.connect(args.host, args.port, keepalive=30)
+    client.on_subscribe = on_subscribe
+    while True:
+        try:
+            client.connect(args.host, args.port, keepalive=30)
+            break
+        except OSError as exc:  # refused, name not resolved, TLS (ssl.SSLError is an OSError)
+            rec.data["first_connect_errors"].append(str(exc)[:300])
+            rec.write(force=True)
+            if time.monotonic() - rec.start > args.connect_seconds:
+                raise
+            time.sleep(1)
     client.loop_start()
     while time.monotonic() - rec.start < args.max_seconds:
         if os.path.exists(args.stop_file) and time.monotonic() - last_message[0] > 3:
@@ -150,6 +166,7 @@ def main():
     parser.add_argument("--batch", type=int, default=20)
     parser.add_argument("--max-seconds", type=float, default=1500)
     parser.add_argument("--max-messages", type=int, default=15000)
+    parser.add_argument("--connect-seconds", type=float, default=30)
     args = parser.parse_args()
     (subscribe if args.mode == "subscribe" else publish)(args)
 
