@@ -54,8 +54,10 @@ def last_ansible_failure(lines):
 def excerpt(lines, max_lines):
     ansible = last_ansible_failure(lines)
     others = [line for line in lines if OTHER_FAILURE.match(line)]
+    # Half the room for the Ansible failure when there are other failure lines too.
     picked = ansible[: max_lines // 2 or 1] if others else ansible[:max_lines]
-    picked += others[-(max_lines - len(picked)):] if len(picked) < max_lines else []
+    room = max_lines - len(picked)
+    picked += others[-room:] if room > 0 else []
     return [line if len(line) <= LINE_WIDTH else line[: LINE_WIDTH - 3] + "..." for line in picked]
 
 
