@@ -5,10 +5,13 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # podman + runc + netavark/aardvark-dns: rootful containers that resolve each other by name.
+# iptables: netavark 1.4 (Debian 12) sets up every container network's firewall through the
+# iptables binary; without it `podman run --network NET` fails ("netavark: No such file or
+# directory"), and a fresh Debian 12 machine does not have it.
 # debootstrap + keyring: the test images. python3-venv: the tool venv. git/rsync: staging.
 # The shellcheck package: ansible-test sanity skips its shellcheck test without it.
 HOST_PACKAGES=(
-    podman runc netavark aardvark-dns conmon catatonit
+    podman runc netavark aardvark-dns conmon catatonit iptables
     debootstrap debian-archive-keyring
     python3 python3-venv
     git rsync make curl openssl ca-certificates shellcheck
@@ -38,4 +41,20 @@ if ((EUID == 0)); then
         'engine.runtime="runc"'
 else
     log "not root: leaving $CONTAINERS_CONF alone"
+fi
+
+# Prove a container can start on a podman network before any scenario or the demo relies
+# on it; skipped while nothing it depends on has changed since it last passed here.
+PREFLIGHT_STAMP=${MTLS_PREFLIGHT_STAMP:-/var/lib/fleet-mtls-dev/podman-preflight.ok}
+if ((EUID == 0)); then
+    fingerprint=$(
+        {
+            dpkg-query -W "${HOST_PACKAGES[@]}" 2>/dev/null
+            cat "$CONTAINERS_CONF" "$REPO_ROOT/tools/podman_preflight.py"
+        } | sha256sum | cut -d' ' -f1
+    )
+    python3 "$REPO_ROOT/tools/podman_preflight.py" "$PREFLIGHT_STAMP" "$fingerprint" ||
+        die "this host cannot run the podman test fleet (see above)"
+else
+    log "not root: podman preflight skipped"
 fi
