@@ -223,7 +223,10 @@ class CAStore:
 
     def chain(self):
         self.require()
-        return load_certificates(self.read("chain.pem", "CA chain"), "CA chain %s" % self.chain_path)
+        data = self.read("chain.pem", "CA chain")
+        if data is None:
+            raise MtlsError("CA chain %s is missing: the store is incomplete" % self.chain_path)
+        return load_certificates(data, "CA chain %s" % self.chain_path)
 
     def load(self, passphrase, allow_expired=False):
         """Signer for this store; checks passphrase, key/certificate match and validity."""
@@ -291,6 +294,16 @@ def _ca_extensions(builder, public_key, issuer_ski, path_length, ski=None):
                 encipher_only=False, decipher_only=False), critical=True)
             .add_extension(ski, critical=False)
             .add_extension(aki, critical=False))
+
+
+def _store_mode(mode):
+    mode = parse_mode(mode, DEFAULT_STORE_MODE)
+    if isinstance(mode, bool) or not 0 <= mode <= 0o7777:
+        raise MtlsError("store mode %o is out of range: expected an octal mode such as '0700'" % mode)
+    if mode & 0o002:
+        raise MtlsError("store mode %04o lets every user write in the CA store: use '0700' (or '0750' for a group)"
+                        % mode)
+    return mode
 
 
 def _check_validity_days(validity_days):
@@ -478,7 +491,7 @@ def create_root(path, passphrase, key_type=DEFAULT_KEY_TYPE, common_name=None, s
     name = build_subject(common_name, subject)
     _check_validity_days(validity_days)
     _check_path_length(path_length)
-    mode = parse_mode(mode, DEFAULT_STORE_MODE)
+    mode = _store_mode(mode)
     with _locked_unless_check(store, check_mode):
         if store.exists():
             return _upgrade_key_encryption(_check_existing(store, "root", key_type, name, passphrase, path_length),
@@ -513,7 +526,9 @@ def create_intermediate(path, passphrase, parent_store_path, parent_passphrase, 
     name = build_subject(common_name, subject)
     _check_validity_days(validity_days)
     _check_path_length(path_length)
-    mode = parse_mode(mode, DEFAULT_STORE_MODE)
+    mode = _store_mode(mode)
+    if not store.exists():
+        parent_store.require()  # before the lock: a missing parent leaves not even the lock file behind
     with _locked_unless_check(store, check_mode):
         if store.exists():
             return _upgrade_key_encryption(
@@ -549,7 +564,7 @@ def adopt(path, key_pem, cert_pem, adopt_passphrase, passphrase, parent_chain_pe
     """
     store = CAStore(path)
     check_passphrase(passphrase)
-    mode = parse_mode(mode, DEFAULT_STORE_MODE)
+    mode = _store_mode(mode)
     cert = load_certificate(cert_pem, "certificate to adopt")
     is_ca, path_length, can_sign = _ca_constraints(cert)
     if not is_ca:
