@@ -18,6 +18,12 @@ renamed into place, so a failed create leaves nothing), return ``CAResult(change
 the store already holds what was asked, and raise ``MtlsError`` on drift (other kind, key type,
 subject or certificate) instead of overwriting. Every expected failure (wrong passphrase, missing
 store, corrupt file, expired CA) raises ``MtlsError`` naming the problem.
+Runs that may write hold ``store_lock(path)`` (the sibling ``.<store>.lock``) from the existence check
+on, so of concurrent creates one creates and the others find the store; under it leftovers of killed
+runs are removed. A store path or store file that is a symbolic link is refused (reads use
+O_NOFOLLOW). An existing store whose key is encrypted below today's work factor is re-encrypted
+(``pkcs8.py``) by the next ensure call. ``adopt(..., recertify=True)`` adopts a self-signed root
+without KeyUsage through ``recertify_root``.
 """
 
 from __future__ import absolute_import, division, print_function
