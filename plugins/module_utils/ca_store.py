@@ -18,16 +18,26 @@ renamed into place, so a failed create leaves nothing), return ``CAResult(change
 the store already holds what was asked, and raise ``MtlsError`` on drift (other kind, key type,
 subject or certificate) instead of overwriting. Every expected failure (wrong passphrase, missing
 store, corrupt file, expired CA) raises ``MtlsError`` naming the problem.
+Runs that may write hold ``store_lock(path)`` (the sibling ``.<store>.lock``) from the existence check
+on, so of concurrent creates one creates and the others find the store; under it leftovers of killed
+runs are removed. A store path or store file that is a symbolic link is refused (reads use
+O_NOFOLLOW). An existing store whose key is encrypted below today's work factor is re-encrypted
+(``pkcs8.py``) by the next ensure call. ``adopt(..., recertify=True)`` adopts a self-signed root
+without KeyUsage through ``recertify_root``.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import datetime
+import errno
 import json
 import os
+import re
 import shutil
+import stat
 import tempfile
 
 from ansible_collections.fleet.mtls.plugins.module_utils.compat import (
@@ -36,11 +46,14 @@ from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.inspect import (
     fingerprint_sha256, issued_by, load_certificates, serial_hex)
 from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import (
-    StagedFiles, parse_mode, read_file, resolve_gid, resolve_uid)
+    StagedFiles, atomic_write, file_lock, parse_mode, read_regular_file, remove_leftovers, resolve_gid,
+    resolve_uid)
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import (
     DEFAULT_KEY_TYPE, check_key_type, generate_private_key, key_type_of, load_private_key,
     same_public_key, serialize_private_key, signing_hash)
 from ansible_collections.fleet.mtls.plugins.module_utils.names import build_subject, subject_string
+from ansible_collections.fleet.mtls.plugins.module_utils.pkcs8 import (
+    PBKDF2_ITERATIONS, pbkdf2_iterations, weak_encryption)
 
 try:
     from cryptography import x509
@@ -60,6 +73,10 @@ CA_BACKDATE = datetime.timedelta(minutes=5)
 
 STORE_FILES = ("store.json", "ca.key", "ca.crt", "chain.pem", "index.json", "index.lock",
                "crl.pem", "crl.json")
+# Temporaries this module makes (fsutil's mkstemp/mkdtemp add 8 characters of [a-z0-9_]): what a
+# killed run leaves, removed by the next ``ca`` run under the store's creation lock.
+_TEMP_SUFFIX = r"[A-Za-z0-9_]{8}"
+_OWN_TEMPS = re.compile(r"\.(?:store\.json|ca\.key|ca\.crt|chain\.pem)\." + _TEMP_SUFFIX)
 
 
 def random_serial():
@@ -106,6 +123,12 @@ def subject_key_identifier(cert):
         return x509.SubjectKeyIdentifier.from_public_key(cert.public_key())
 
 
+def key_encryption(key_pem):
+    """How a CA key is encrypted at rest, for returns: 'pbkdf2-sha256:<iterations>' or 'other'."""
+    iterations = pbkdf2_iterations(key_pem)
+    return "pbkdf2-sha256:%d" % iterations if iterations is not None else "other"
+
+
 def check_passphrase(passphrase, what="CA passphrase"):
     if passphrase is None or passphrase == "":
         raise MtlsError("%s is required and must not be empty: the CA key is encrypted at rest" % what)
@@ -148,6 +171,19 @@ class CAStore:
         if not path:
             raise MtlsError("CA store path is empty")
         self.path = os.path.abspath(os.path.expanduser(path))
+        self.check_not_symlink()
+
+    def check_not_symlink(self):
+        """A store directory is never reached through a symbolic link (the link could be re-pointed)."""
+        if os.path.islink(self.path):
+            raise MtlsError("CA store path %s is a symbolic link (to %s): refusing to use it; give the real "
+                            "directory as the store path" % (self.path, os.readlink(self.path)))
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise MtlsError("CA store path %s exists and is not a directory" % self.path)
+
+    def read(self, name, what):
+        """Bytes of store file ``name`` (None when missing), never through a symbolic link."""
+        return read_regular_file(self.path_of(name), what)
 
     def path_of(self, name):
         if name not in STORE_FILES:
@@ -164,7 +200,7 @@ class CAStore:
     crl_json_path = property(lambda self: self.path_of("crl.json"))
 
     def exists(self):
-        return os.path.isfile(self.store_json_path)
+        return os.path.lexists(self.store_json_path)
 
     def require(self):
         if not self.exists():
@@ -174,7 +210,7 @@ class CAStore:
 
     def metadata(self):
         self.require()
-        data = read_file(self.store_json_path, "CA store metadata")
+        data = self.read("store.json", "CA store metadata")
         try:
             meta = json.loads(data.decode("utf-8"))
         except ValueError as exc:
@@ -188,12 +224,15 @@ class CAStore:
 
     def certificate(self):
         self.require()
-        return load_certificate(read_file(self.cert_path, "CA certificate"),
+        return load_certificate(self.read("ca.crt", "CA certificate"),
                                 "CA certificate %s" % self.cert_path)
 
     def chain(self):
         self.require()
-        return load_certificates(read_file(self.chain_path, "CA chain"), "CA chain %s" % self.chain_path)
+        data = self.read("chain.pem", "CA chain")
+        if data is None:
+            raise MtlsError("CA chain %s is missing: the store is incomplete" % self.chain_path)
+        return load_certificates(data, "CA chain %s" % self.chain_path)
 
     def load(self, passphrase, allow_expired=False):
         """Signer for this store; checks passphrase, key/certificate match and validity."""
@@ -204,7 +243,7 @@ class CAStore:
         if chain[0].fingerprint(hashes.SHA256()) != cert.fingerprint(hashes.SHA256()):
             raise MtlsError("CA chain %s does not start with ca.crt: the store is inconsistent"
                             % self.chain_path)
-        key = load_private_key(read_file(self.key_path, "CA key"), passphrase,
+        key = load_private_key(self.read("ca.key", "CA key"), passphrase,
                                source="CA key %s" % self.key_path)
         if not same_public_key(key, cert.public_key()):
             raise MtlsError("CA key %s does not match CA certificate %s" % (self.key_path, self.cert_path))
@@ -234,7 +273,9 @@ class CAStore:
             "not_after": isoformat(not_valid_after(cert)),
             "fingerprint_sha256": fingerprint_sha256(cert),
             "certificate": certificate_pem(cert).decode("ascii"),
-            "chain": read_file(self.chain_path, "CA chain").decode("ascii"),
+            "chain": b"".join(certificate_pem(ca) for ca in self.chain()).decode("ascii"),
+            "key_encryption": key_encryption(self.read("ca.key", "CA key")),
+            "recertified_from": meta.get("recertified_from"),
         }
 
 
@@ -248,8 +289,8 @@ class CAResult:
         self.after = after
 
 
-def _ca_extensions(builder, public_key, issuer_ski, path_length):
-    ski = x509.SubjectKeyIdentifier.from_public_key(public_key)
+def _ca_extensions(builder, public_key, issuer_ski, path_length, ski=None):
+    ski = ski or x509.SubjectKeyIdentifier.from_public_key(public_key)
     aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski or ski)
     return (builder
             .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
@@ -259,6 +300,16 @@ def _ca_extensions(builder, public_key, issuer_ski, path_length):
                 encipher_only=False, decipher_only=False), critical=True)
             .add_extension(ski, critical=False)
             .add_extension(aki, critical=False))
+
+
+def _store_mode(mode):
+    mode = parse_mode(mode, DEFAULT_STORE_MODE)
+    if isinstance(mode, bool) or not 0 <= mode <= 0o7777:
+        raise MtlsError("store mode %o is out of range: expected an octal mode such as '0700'" % mode)
+    if mode & 0o002:
+        raise MtlsError("store mode %04o lets every user write in the CA store: use '0700' (or '0750' for a group)"
+                        % mode)
+    return mode
 
 
 def _check_validity_days(validity_days):
@@ -301,12 +352,7 @@ def _build_ca_certificate(subject, key, issuer_cert, issuer_key, validity_days, 
 
 def _write_new_store(store, files, mode, owner, group):
     """Stage every file in a temporary sibling directory, then rename it into place."""
-    parent = os.path.dirname(store.path)
-    if not os.path.isdir(parent):
-        try:
-            os.makedirs(parent, 0o755)
-        except OSError as exc:
-            raise MtlsError("cannot create %s: %s" % (parent, exc.strerror or exc))
+    parent = _ensure_parent(store)
     if os.path.exists(store.path):
         if not os.path.isdir(store.path) or os.listdir(store.path):
             raise MtlsError("%s exists and is not an empty directory: refusing to make a CA store there"
@@ -326,14 +372,77 @@ def _write_new_store(store, files, mode, owner, group):
             staged.commit()
         # rename(2) replaces an empty directory atomically; anything else was refused above.
         os.rename(staging, store.path)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise MtlsError("cannot create CA store %s: %s" % (store.path, exc.strerror or exc))
     except Exception:
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
-def _store_files(kind, key_type, parent, key_pem, cert, chain_pem):
+def _ensure_parent(store):
+    parent = os.path.dirname(store.path)
+    if not os.path.isdir(parent):
+        try:
+            os.makedirs(parent, 0o755)
+        except OSError as exc:
+            if exc.errno != errno.EEXIST or not os.path.isdir(parent):
+                raise MtlsError("cannot create %s: %s" % (parent, exc.strerror or exc))
+    return parent
+
+
+def store_lock_path(path):
+    """The lock serializing runs that create or maintain the store at ``path``: a sibling file,
+    because the store directory itself appears only at the end of a create."""
+    path = CAStore(path).path
+    return os.path.join(os.path.dirname(path), ".%s.lock" % os.path.basename(path))
+
+
+def _staging_pattern(store):
+    return re.compile(re.escape(".%s.new-" % os.path.basename(store.path)) + _TEMP_SUFFIX)
+
+
+@contextlib.contextmanager
+def store_lock(path):
+    """Hold the store's lock; on entry remove what killed runs of ``ca`` left (staging directories
+    beside the store, temporaries of store files inside it), never following a symbolic link."""
+    store = CAStore(path)
+    parent = _ensure_parent(store)
+    with file_lock(store_lock_path(store.path)):
+        store.check_not_symlink()
+        removed = remove_leftovers(parent, _staging_pattern(store))
+        if os.path.isdir(store.path):
+            removed += remove_leftovers(store.path, _OWN_TEMPS)
+        yield removed
+
+
+def _locked_unless_check(store, check_mode):
+    """``store_lock`` for a run that may write; check mode writes nothing, so it takes no lock. Of
+    concurrent creates of one store exactly one creates it, the others find it and check it."""
+    return contextlib.nullcontext([]) if check_mode else store_lock(store.path)
+
+
+def _upgrade_key_encryption(outcome, passphrase, check_mode):
+    """Re-encrypt an existing store's CA key made with a weaker scheme (the 2,048-iteration PBKDF2 of
+    earlier versions) at today's work factor; the key and everything else stay as they are."""
+    store = outcome.store
+    key_pem = store.read("ca.key", "CA key")
+    if not weak_encryption(key_pem):
+        return outcome
+    after = dict(outcome.after, key_encryption="pbkdf2-sha256:%d" % PBKDF2_ITERATIONS)
+    if not check_mode:
+        key = load_private_key(key_pem, passphrase, source="CA key %s" % store.key_path)
+        info = os.lstat(store.key_path)
+        atomic_write(store.key_path, serialize_private_key(key, passphrase), stat.S_IMODE(info.st_mode),
+                     info.st_uid, info.st_gid)
+        after = store.describe()
+    return CAResult(True, store, outcome.before, after)
+
+
+def _store_files(kind, key_type, parent, key_pem, cert, chain_pem, extra_meta=None):
     meta = {"kind": kind, "key_type": key_type, "created": isoformat(utcnow()), "parent": parent,
             "format": STORE_FORMAT}
+    meta.update(extra_meta or {})
     return [
         ("ca.key", key_pem, 0o600),
         ("ca.crt", certificate_pem(cert), 0o644),
@@ -388,17 +497,19 @@ def create_root(path, passphrase, key_type=DEFAULT_KEY_TYPE, common_name=None, s
     name = build_subject(common_name, subject)
     _check_validity_days(validity_days)
     _check_path_length(path_length)
-    mode = parse_mode(mode, DEFAULT_STORE_MODE)
-    if store.exists():
-        return _check_existing(store, "root", key_type, name, passphrase, path_length)
-    if check_mode:
-        return CAResult(True, store, {}, _planned_facts(store.path, "root", key_type, name, validity_days))
-    key = generate_private_key(key_type)
-    cert = _build_ca_certificate(name, key, None, None, validity_days, path_length)
-    files = _store_files("root", key_type, None, serialize_private_key(key, passphrase), cert,
-                         certificate_pem(cert))
-    _write_new_store(store, files, mode, owner, group)
-    return CAResult(True, store, {}, store.describe())
+    mode = _store_mode(mode)
+    with _locked_unless_check(store, check_mode):
+        if store.exists():
+            return _upgrade_key_encryption(_check_existing(store, "root", key_type, name, passphrase, path_length),
+                                           passphrase, check_mode)
+        if check_mode:
+            return CAResult(True, store, {}, _planned_facts(store.path, "root", key_type, name, validity_days))
+        key = generate_private_key(key_type)
+        cert = _build_ca_certificate(name, key, None, None, validity_days, path_length)
+        files = _store_files("root", key_type, None, serialize_private_key(key, passphrase), cert,
+                             certificate_pem(cert))
+        _write_new_store(store, files, mode, owner, group)
+        return CAResult(True, store, {}, store.describe())
 
 
 def create_intermediate(path, passphrase, parent_store_path, parent_passphrase, key_type=DEFAULT_KEY_TYPE,
@@ -421,45 +532,69 @@ def create_intermediate(path, passphrase, parent_store_path, parent_passphrase, 
     name = build_subject(common_name, subject)
     _check_validity_days(validity_days)
     _check_path_length(path_length)
-    mode = parse_mode(mode, DEFAULT_STORE_MODE)
-    if store.exists():
-        return _check_existing(store, "intermediate", key_type, name, passphrase, path_length)
-    parent = parent_store.load(check_passphrase(parent_passphrase, "parent CA passphrase"))
-    dummy, parent_length, dummy2 = _ca_constraints(parent.certificate)
-    if parent_length is not None and (path_length is None or path_length >= parent_length):
-        raise MtlsError("parent CA %s allows path length %d below it: the intermediate's path_length "
-                        "must be at most %d" % (parent_store.path, parent_length, parent_length - 1))
-    if check_mode:
-        return CAResult(True, store, {},
-                        _planned_facts(store.path, "intermediate", key_type, name, validity_days))
-    key = generate_private_key(key_type)
-    cert = _build_ca_certificate(name, key, parent.certificate, parent.key, validity_days, path_length,
-                                 not_after_limit=parent.not_after, truncate=truncate_to_parent)
-    files = _store_files("intermediate", key_type, parent_store.path, serialize_private_key(key, passphrase),
-                         cert, certificate_pem(cert) + parent.chain_pem)
-    _write_new_store(store, files, mode, owner, group)
-    return CAResult(True, store, {}, store.describe())
+    mode = _store_mode(mode)
+    if not store.exists():
+        parent_store.require()  # before the lock: a missing parent leaves not even the lock file behind
+    with _locked_unless_check(store, check_mode):
+        if store.exists():
+            return _upgrade_key_encryption(
+                _check_existing(store, "intermediate", key_type, name, passphrase, path_length), passphrase, check_mode)
+        parent = parent_store.load(check_passphrase(parent_passphrase, "parent CA passphrase"))
+        dummy, parent_length, dummy2 = _ca_constraints(parent.certificate)
+        if parent_length is not None and (path_length is None or path_length >= parent_length):
+            raise MtlsError("parent CA %s allows path length %d below it: the intermediate's path_length "
+                            "must be at most %d" % (parent_store.path, parent_length, parent_length - 1))
+        if check_mode:
+            return CAResult(True, store, {},
+                            _planned_facts(store.path, "intermediate", key_type, name, validity_days))
+        key = generate_private_key(key_type)
+        cert = _build_ca_certificate(name, key, parent.certificate, parent.key, validity_days, path_length,
+                                     not_after_limit=parent.not_after, truncate=truncate_to_parent)
+        files = _store_files("intermediate", key_type, parent_store.path, serialize_private_key(key, passphrase),
+                             cert, certificate_pem(cert) + parent.chain_pem)
+        _write_new_store(store, files, mode, owner, group)
+        return CAResult(True, store, {}, store.describe())
 
 
 def adopt(path, key_pem, cert_pem, adopt_passphrase, passphrase, parent_chain_pem=None,
-          parent_path=None, mode=DEFAULT_STORE_MODE, owner=None, group=None, check_mode=False):
+          parent_path=None, mode=DEFAULT_STORE_MODE, owner=None, group=None, check_mode=False, recertify=False):
     """Ensure a store holding an existing CA (e.g. made with openssl).
 
     The certificate must be a CA (BasicConstraints CA:TRUE, keyCertSign) and match the key; the key is
     re-encrypted under the store ``passphrase``. The chain is the certificate followed by
     ``parent_chain_pem`` when given, else the certificate must be a self-signed root.
+    A self-signed root with CA:TRUE but no KeyUsage extension at all (``openssl req -x509 -extensions
+    v3_ca``) is refused with the remedy, or with ``recertify`` stored as ``recertify_root`` makes it;
+    store.json then records the adopted certificate's fingerprint as ``recertified_from``, so adopting
+    the same input again is unchanged.
     """
     store = CAStore(path)
     check_passphrase(passphrase)
-    mode = parse_mode(mode, DEFAULT_STORE_MODE)
+    mode = _store_mode(mode)
     cert = load_certificate(cert_pem, "certificate to adopt")
     is_ca, path_length, can_sign = _ca_constraints(cert)
     if not is_ca:
         raise MtlsError("certificate to adopt (%s) is not a CA: BasicConstraints CA:TRUE is missing"
                         % subject_string(cert.subject))
-    if not can_sign:
-        raise MtlsError("certificate to adopt (%s) may not sign certificates: KeyUsage keyCertSign is missing"
-                        % subject_string(cert.subject))
+    needs_recertify = not can_sign and not _has_extension(cert, x509.KeyUsage)
+    if not can_sign and not needs_recertify:
+        raise MtlsError("certificate to adopt (%s) may not sign certificates: KeyUsage keyCertSign is missing "
+                        "from its KeyUsage extension, which restricts the key on purpose; it cannot be adopted "
+                        "as a CA" % subject_string(cert.subject))
+    if needs_recertify and (parent_chain_pem or not is_self_signed(cert)):
+        raise MtlsError("certificate to adopt (%s) may not sign certificates: KeyUsage keyCertSign is missing "
+                        "(the certificate has no KeyUsage extension). Only a self-signed root can be "
+                        "re-certified here; have its parent CA re-issue it with keyUsage=critical,keyCertSign,"
+                        "cRLSign and adopt that" % subject_string(cert.subject))
+    if needs_recertify and not recertify:
+        raise MtlsError(
+            "certificate to adopt (%s) may not sign certificates: KeyUsage keyCertSign is missing (the "
+            "certificate has no KeyUsage extension, as `openssl req -x509 -extensions v3_ca` makes it; strict "
+            "verifiers such as `openssl verify -x509_strict` refuse its leaves). Remedy: set "
+            "adopt_recertify=true to store a new self-signed certificate for the same key, subject and "
+            "validity with proper CA extensions (certificates this CA already signed keep verifying against "
+            "it), or make a new certificate for the key with keyUsage=critical,keyCertSign,cRLSign and adopt "
+            "that" % subject_string(cert.subject))
     key = load_private_key(key_pem, adopt_passphrase, source="key to adopt")
     if not same_public_key(key, cert.public_key()):
         raise MtlsError("key to adopt does not match the certificate to adopt (%s)" % subject_string(cert.subject))
@@ -477,18 +612,63 @@ def adopt(path, key_pem, cert_pem, adopt_passphrase, passphrase, parent_chain_pe
                             "(adopt_chain) to adopt an intermediate" % subject_string(cert.subject))
         kind = "root"
         chain_pem = certificate_pem(cert)
-    if store.exists():
-        return _check_existing(store, kind, key_type, None, passphrase, cert=cert)
-    if now_expired(cert):
-        raise MtlsError("certificate to adopt (%s) expired on %s"
-                        % (subject_string(cert.subject), isoformat(not_valid_after(cert))))
-    if check_mode:
-        facts = {"path": store.path, "kind": kind, "key_type": key_type, "subject": subject_string(cert.subject),
-                 "not_after": isoformat(not_valid_after(cert))}
-        return CAResult(True, store, {}, facts)
-    files = _store_files(kind, key_type, parent_path, serialize_private_key(key, passphrase), cert, chain_pem)
-    _write_new_store(store, files, mode, owner, group)
-    return CAResult(True, store, {}, store.describe())
+    with _locked_unless_check(store, check_mode):
+        if store.exists():
+            expected = cert
+            if needs_recertify and store.metadata().get("recertified_from") == fingerprint_sha256(cert):
+                expected = store.certificate()
+            return _upgrade_key_encryption(_check_existing(store, kind, key_type, None, passphrase, cert=expected),
+                                           passphrase, check_mode)
+        if now_expired(cert):
+            raise MtlsError("certificate to adopt (%s) expired on %s"
+                            % (subject_string(cert.subject), isoformat(not_valid_after(cert))))
+        if check_mode:
+            facts = {"path": store.path, "kind": kind, "key_type": key_type, "subject": subject_string(cert.subject),
+                     "not_after": isoformat(not_valid_after(cert)),
+                     "recertified_from": fingerprint_sha256(cert) if needs_recertify else None}
+            return CAResult(True, store, {}, facts)
+        extra_meta = None
+        if needs_recertify:
+            extra_meta = {"recertified_from": fingerprint_sha256(cert)}
+            cert = recertify_root(cert, key)
+            chain_pem = certificate_pem(cert)
+        files = _store_files(kind, key_type, parent_path, serialize_private_key(key, passphrase), cert, chain_pem,
+                             extra_meta)
+        _write_new_store(store, files, mode, owner, group)
+        return CAResult(True, store, {}, store.describe())
+
+
+def _has_extension(cert, extension_class):
+    try:
+        cert.extensions.get_extension_for_class(extension_class)
+        return True
+    except x509.ExtensionNotFound:
+        return False
+
+
+def recertify_root(cert, key):
+    """A new self-signed certificate for the key of root ``cert``: same subject, key, validity and
+    path length, the store's CA extensions (BasicConstraints CA:TRUE and KeyUsage keyCertSign, cRLSign
+    critical), the old subject key identifier when it had one (else SHA-1 of the public key, as openssl's
+    ``subjectKeyIdentifier=hash`` computes it), so the Authority Key Identifier of every leaf it signed
+    still names it. The serial is new: an issuer and serial name one certificate (RFC 5280 4.1.2.2).
+    Other extensions of the old certificate are carried over unchanged.
+    """
+    dummy, path_length, dummy2 = _ca_constraints(cert)
+    ski = subject_key_identifier(cert)
+    replaced = (x509.BasicConstraints, x509.KeyUsage, x509.SubjectKeyIdentifier, x509.AuthorityKeyIdentifier)
+    builder = (x509.CertificateBuilder()
+               .subject_name(cert.subject)
+               .issuer_name(cert.subject)
+               .public_key(key.public_key())
+               .serial_number(random_serial())
+               .not_valid_before(not_valid_before(cert))
+               .not_valid_after(not_valid_after(cert)))
+    for extension in cert.extensions:
+        if not isinstance(extension.value, replaced):
+            builder = builder.add_extension(extension.value, critical=extension.critical)
+    builder = _ca_extensions(builder, key.public_key(), None, path_length, ski=ski)
+    return builder.sign(key, signing_hash(key))
 
 
 def now_expired(cert, now=None):

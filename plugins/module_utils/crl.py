@@ -15,6 +15,9 @@ store's issuance index and (re)builds ``crl.pem`` when ``needs_crl_refresh()`` s
   CRL "not yet valid"), nextUpdate ``next_update_days`` later;
 * the reason code extension is left out for ``unspecified`` (RFC 5280 5.3.1: SHOULD be absent).
 
+No CRL or state file is read through a symbolic link, and a run that may write first removes the
+temporaries of crl.pem/crl.json a killed run left, under crl.lock.
+
 Revoking is idempotent per serial: the same serial with the same reason again changes nothing;
 with another reason it fails (the index keeps the first reason, as a published CRL did).
 """
@@ -28,12 +31,14 @@ import datetime
 import hashlib
 import json
 import os
+import re
 
 from ansible_collections.fleet.mtls.plugins.module_utils.ca_store import CAStore
 from ansible_collections.fleet.mtls.plugins.module_utils.compat import (
     crl_last_update, crl_next_update, isoformat, parse_isoformat, pem_blocks, utcnow)
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
-from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import StagedFiles, file_lock, read_file
+from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import (
+    StagedFiles, file_lock, read_regular_file, remove_leftovers)
 from ansible_collections.fleet.mtls.plugins.module_utils.index import canonical_reason, serial_hex, serial_int
 
 try:
@@ -49,6 +54,8 @@ DEFAULT_BACKDATE_MINUTES = 1
 CRL_STATE_FORMAT = 1
 # Serializes CRL number allocation between concurrent runs (index.lock guards only the index).
 CRL_LOCK_NAME = "crl.lock"
+# Temporaries of crl.pem/crl.json a killed run left (fsutil's mkstemp names), removed under crl.lock.
+_CRL_TEMPS = re.compile(r"\.crl\.(?:pem|json)\.[A-Za-z0-9_]{8}")
 
 # Reasons needs_crl_refresh() gives (stable: modules return them).
 REFRESH_MISSING = "missing"
@@ -86,7 +93,7 @@ def crl_number_of(crl):
 
 def load_crl_state(path):
     """crl.json as a dict, or None when missing; a corrupt file is an error (never guess a number)."""
-    data = read_file(path, "CRL state")
+    data = read_regular_file(path, "CRL state")
     if data is None:
         return None
     try:
@@ -102,7 +109,7 @@ def load_crl_state(path):
 
 def load_published_crl(path):
     """The CRL in ``path``: (crl, None), or (None, reason) when missing or unreadable."""
-    data = read_file(path, "CRL")
+    data = read_regular_file(path, "CRL")
     if data is None:
         return None, REFRESH_MISSING
     blocks = pem_blocks(data, "X509 CRL")
@@ -230,6 +237,8 @@ def revoke_and_publish(store_path, passphrase, revocations=(), next_update_days=
     # Check mode only reads, and must not even create the lock file.
     lock = contextlib.nullcontext() if check_mode else file_lock(os.path.join(store.path, CRL_LOCK_NAME))
     with lock:
+        if not check_mode:
+            remove_leftovers(store.path, _CRL_TEMPS)
         newly_revoked = planned
         if not check_mode and planned:
             newly_revoked = []

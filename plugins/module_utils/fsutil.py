@@ -19,6 +19,7 @@ import fcntl
 import grp
 import os
 import pwd
+import shutil
 import stat
 import tempfile
 
@@ -224,8 +225,10 @@ def atomic_write(path, data, mode=0o644, owner=None, group=None):
 def file_lock(path):
     """Exclusive advisory lock on ``path`` (created 0600 if missing), held for the block."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise MtlsError("lock file %s is a symbolic link: refusing to follow it (remove the link)" % path)
         raise MtlsError("cannot open lock file %s: %s" % (path, exc.strerror or exc))
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -235,3 +238,65 @@ def file_lock(path):
             fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+
+
+def read_regular_file(path, what="file"):
+    """Like ``read_file``, but never through a symbolic link (O_NOFOLLOW) and only a regular file.
+
+    A FIFO or device is refused without blocking on it (O_NONBLOCK until fstat says what it is).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        if exc.errno == errno.ELOOP:
+            raise MtlsError("%s %s is a symbolic link: refusing to follow it (replace it with the file itself)"
+                            % (what, path))
+        raise MtlsError("cannot read %s %s: %s" % (what, path, exc.strerror or exc))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise MtlsError("%s %s is not a regular file" % (what, path))
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    except OSError as exc:
+        raise MtlsError("cannot read %s %s: %s" % (what, path, exc.strerror or exc))
+    finally:
+        os.close(fd)
+
+
+def remove_leftovers(directory, pattern):
+    """Remove entries of ``directory`` whose whole name matches ``pattern`` (a compiled regex).
+
+    For temporaries a killed run left behind: call it only under the lock that guards the writes
+    that make such names, so no live temporary is removed. A symbolic link is removed itself, never
+    followed; a directory is removed with ``shutil.rmtree``, which does not follow links inside.
+    Returns the removed names, sorted.
+    """
+    try:
+        names = os.listdir(directory)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return []
+        raise MtlsError("cannot list %s to remove leftovers: %s" % (directory, exc.strerror or exc))
+    removed = []
+    for name in sorted(names):
+        if not pattern.fullmatch(name):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                continue
+            raise MtlsError("cannot remove %s, left by an interrupted run: %s (remove it by hand)"
+                            % (path, exc.strerror or exc))
+        removed.append(name)
+    return removed

@@ -14,6 +14,9 @@ Revoking an entry that is already revoked with the SAME reason changes nothing (
 re-run); with a different reason it fails with "already revoked". ``revoked_entries()`` lists
 revoked entries (what the CRL holds). Serials are lower-case hex strings without separators
 (``serial_hex``/``serial_int`` convert).
+The index and its lock are never used through a symbolic link. Every write first removes the
+temporaries of index.json a killed writer left (``.index.json.`` plus 8 characters, up to the size of
+the index), under the lock, so none of them is a live write.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -23,10 +26,12 @@ __metaclass__ = type
 import contextlib
 import json
 import os
+import re
 
 from ansible_collections.fleet.mtls.plugins.module_utils.compat import isoformat, utcnow
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
-from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import atomic_write, file_lock, read_file
+from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import (
+    atomic_write, file_lock, read_regular_file, remove_leftovers)
 from ansible_collections.fleet.mtls.plugins.module_utils.inspect import serial_hex
 
 INDEX_FORMAT = 1
@@ -79,7 +84,7 @@ class IssuanceIndex:
 
     def _read_document(self):
         """(document, raw bytes or None); the document always has an 'entries' list."""
-        data = read_file(self.index_path, "issuance index")
+        data = read_regular_file(self.index_path, "issuance index")
         if data is None:
             return {"format": INDEX_FORMAT, "entries": []}, None
         try:
@@ -124,7 +129,7 @@ class IssuanceIndex:
             text = text.encode("utf-8")
         mode = 0o644
         try:
-            mode = os.stat(self.index_path).st_mode & 0o7777
+            mode = os.lstat(self.index_path).st_mode & 0o7777
         except OSError:
             pass
         atomic_write(self.index_path, text, mode)
@@ -133,6 +138,12 @@ class IssuanceIndex:
     def _locked(self):
         with file_lock(self.lock_path):
             yield
+
+    def _remove_leftovers(self):
+        """Temporaries of index.json killed writers left; call only under the lock."""
+        name = os.path.basename(self.index_path)
+        return remove_leftovers(os.path.dirname(os.path.abspath(self.index_path)),
+                                re.compile(re.escape(".%s." % name) + r"[A-Za-z0-9_]{8}"))
 
     def entries(self):
         with self._locked():
@@ -163,6 +174,7 @@ class IssuanceIndex:
         if not entries:
             return []
         with self._locked():
+            self._remove_leftovers()
             document, data = self._read_document()
             taken = set(entry.get("serial") for entry in document["entries"])
             recorded = []
@@ -191,6 +203,8 @@ class IssuanceIndex:
         when = isoformat(when or utcnow())
         wanted = serial_hex(serial_int(serial)) if serial is not None else None
         with self._locked():
+            if not dry_run:
+                self._remove_leftovers()
             entries = self._read()
             if wanted is not None:
                 matches = [e for e in entries if e.get("serial") == wanted]

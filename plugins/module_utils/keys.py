@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
+from ansible_collections.fleet.mtls.plugins.module_utils.pkcs8 import encrypt_pkcs8_pem
 
 try:
     from cryptography.hazmat.primitives import hashes, serialization
@@ -112,13 +113,13 @@ def _first_line(exc):
 
 
 def serialize_private_key(key, passphrase=None):
-    """PKCS#8 PEM, encrypted with the best available scheme when a passphrase is given."""
+    """PKCS#8 PEM; with a passphrase encrypted as ``pkcs8.encrypt_pkcs8_pem`` does (PBES2,
+    PBKDF2-HMAC-SHA256 at 600,000 iterations, AES-256-CBC)."""
     password = _passphrase_bytes(passphrase)
-    if password is None:
-        encryption = serialization.NoEncryption()
-    else:
-        encryption = serialization.BestAvailableEncryption(password)
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    if password is not None:
+        return encrypt_pkcs8_pem(key, password)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
 
 
 def public_key_der(key):

@@ -16,11 +16,22 @@ description:
   - Runs on the CA holder. Ensures one CA per store directory O(path) - a self-signed root, an
     intermediate signed by the CA of another store (O(parent_path)), or an existing CA made elsewhere
     (for example with openssl) that is adopted with O(adopt_key) and O(adopt_cert).
-  - The store holds C(store.json), C(ca.key) (PKCS#8, encrypted with O(passphrase), mode 0600),
+  - The store holds C(store.json), C(ca.key) (PKCS#8, encrypted with O(passphrase) - PBES2 with
+    PBKDF2-HMAC-SHA256 at 600,000 iterations and AES-256-CBC - mode 0600),
     C(ca.crt), C(chain.pem) (this CA up to the root), the issuance index C(index.json) with its lock
     C(index.lock), and later the CRL files written by M(fleet.mtls.crl).
   - A new store is written completely in a temporary sibling directory that is renamed into place, so
     a failed run leaves nothing behind.
+  - Runs on one store are serialized by the lock file C(.<store name>.lock) beside the store (created
+    empty, left in place). Of several concurrent creates of one store exactly one creates it; the
+    others wait, find the finished store and check it (unchanged). Under that lock each run removes
+    what a killed run left - C(.<store name>.new-*) staging directories beside the store and
+    temporaries of the store's own files inside it - without following symbolic links.
+  - The store directory and the files in it are never used through a symbolic link; a link fails
+    with an error naming it.
+  - A CA key encrypted with a weaker scheme (the 2,048 PBKDF2 iterations that earlier versions wrote) is
+    re-encrypted at today's work factor by the next run that opens it (reported as changed, see
+    RV(key_encryption)); the key itself is not changed.
   - Idempotent. When the store exists it is only checked - kind, key type, subject and path length (or
     the adopted certificate) must match and O(passphrase) must open the key. A CA is never replaced in
     place; a mismatch fails and names the difference (rotate to a new store path instead).
@@ -102,6 +113,21 @@ options:
     description:
       - Passphrase of O(adopt_key), when it is encrypted.
     type: str
+  adopt_recertify:
+    description:
+      - Adopt a self-signed root whose certificate has BasicConstraints CA:TRUE but no KeyUsage extension,
+        as C(openssl req -x509 -extensions v3_ca) makes it. Such a CA is refused without this option
+        (strict verifiers refuse its leaves).
+      - The store then holds a new self-signed certificate for the same key - same subject, validity and
+        path length, a new serial, BasicConstraints CA:TRUE and KeyUsage keyCertSign, cRLSign (both
+        critical), the old subject key identifier (or SHA-1 of the public key, as openssl computes it) -
+        so leaves the CA already signed keep verifying against it. O(adopt_cert) is not changed;
+        C(store.json) records its fingerprint (returned as RV(recertified_from)), and later runs with
+        the same inputs are unchanged. Keep the option set for those runs.
+      - Intermediates and certificates whose KeyUsage extension leaves out keyCertSign are never
+        re-certified.
+    type: bool
+    default: false
   adopt_chain:
     description:
       - Path of a PEM bundle with the issuers of O(adopt_cert), nearest first, up to the root. Without it
@@ -202,6 +228,17 @@ serial:
   description: Serial number of the CA certificate (lower-case hex).
   returned: when the store exists
   type: str
+key_encryption:
+  description: How C(ca.key) is encrypted at rest, C(pbkdf2-sha256:<iterations>) or C(other).
+  returned: when the store exists or in check mode when it would be re-encrypted
+  type: str
+  sample: "pbkdf2-sha256:600000"
+recertified_from:
+  description:
+    - SHA-256 fingerprint of the adopted certificate that O(adopt_recertify) replaced with the store's
+      certificate, or V(null).
+  returned: when the store exists or would be created by adoption
+  type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -214,7 +251,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import read_file
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import KEY_TYPES
 from ansible_collections.fleet.mtls.plugins.module_utils.module_common import run_module
 
-DIFF_KEYS = ("kind", "key_type", "subject", "not_after")
+DIFF_KEYS = ("kind", "key_type", "subject", "not_after", "key_encryption")
 
 
 def _read_input(path, what):
@@ -235,7 +272,8 @@ def ensure_ca(module):
         chain = _read_input(params["adopt_chain"], "adopt_chain") if params["adopt_chain"] else None
         outcome = adopt(params["path"], _read_input(params["adopt_key"], "adopt_key"),
                         _read_input(params["adopt_cert"], "adopt_cert"), params["adopt_passphrase"],
-                        params["passphrase"], parent_chain_pem=chain, **common)
+                        params["passphrase"], parent_chain_pem=chain, recertify=params["adopt_recertify"],
+                        **common)
     elif params["kind"] == "intermediate":
         outcome = create_intermediate(
             params["path"], params["passphrase"], params["parent_path"], params["parent_passphrase"],
@@ -278,6 +316,7 @@ def main():
             adopt_key=dict(type="path"),
             adopt_cert=dict(type="path"),
             adopt_passphrase=dict(type="str", no_log=True),
+            adopt_recertify=dict(type="bool", default=False),
             adopt_chain=dict(type="path"),
             mode=dict(type="raw", default="0700"),
             owner=dict(type="str"),
