@@ -24,14 +24,18 @@ def pki(tmp_path_factory):
     return make_pki(tmp_path_factory.mktemp("pki"))
 
 
-@pytest.fixture
-def issuing(pki, tmp_path):
-    """A private copy of the issuing store (tests write its index) and its signer."""
+def private_copy(store_path, tmp_path, name="issuing"):
+    """A private copy of a store (tests write its index) and its signer."""
     import shutil
-    path = str(tmp_path / "issuing")
-    shutil.copytree(pki[1], path)
+    path = str(tmp_path / name)
+    shutil.copytree(store_path, path)
     store = ca_store.CAStore(path)
     return store, store.load(ISSUING_PASS)
+
+
+@pytest.fixture
+def issuing(pki, tmp_path):
+    return private_copy(pki[1], tmp_path)
 
 
 def ext(cert, cls):
@@ -426,11 +430,7 @@ def constrained(tmp_path_factory):
 
 @pytest.fixture
 def constrained_store(constrained, tmp_path):
-    import shutil
-    path = str(tmp_path / "nc-issuing")
-    shutil.copytree(constrained[1], path)
-    store = ca_store.CAStore(path)
-    return store, store.load(ISSUING_PASS)
+    return private_copy(constrained[1], tmp_path, "nc-issuing")
 
 
 def test_constrained_ca_certificate_lints_clean(constrained, tmp_path):
