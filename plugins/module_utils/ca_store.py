@@ -51,7 +51,8 @@ from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import (
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import (
     DEFAULT_KEY_TYPE, check_key_type, generate_private_key, key_type_of, load_private_key,
     same_public_key, serialize_private_key, signing_hash)
-from ansible_collections.fleet.mtls.plugins.module_utils.names import build_subject, subject_string
+from ansible_collections.fleet.mtls.plugins.module_utils.names import (
+    build_subject, name_constraints_of, subject_string)
 from ansible_collections.fleet.mtls.plugins.module_utils.pkcs8 import (
     PBKDF2_ITERATIONS, pbkdf2_iterations, weak_encryption)
 
@@ -323,7 +324,7 @@ def _check_path_length(path_length):
 
 
 def _build_ca_certificate(subject, key, issuer_cert, issuer_key, validity_days, path_length,
-                          not_after_limit=None, truncate=False):
+                          not_after_limit=None, truncate=False, name_constraints=None):
     now = utcnow()
     not_before = now - CA_BACKDATE
     not_after = now + datetime.timedelta(days=validity_days)
@@ -346,6 +347,9 @@ def _build_ca_certificate(subject, key, issuer_cert, issuer_key, validity_days, 
                .not_valid_after(not_after))
     issuer_ski = subject_key_identifier(issuer_cert) if issuer_cert is not None else None
     builder = _ca_extensions(builder, key.public_key(), issuer_ski, path_length)
+    if name_constraints is not None:
+        # RFC 5280 4.2.1.10: conforming CAs mark NameConstraints critical.
+        builder = builder.add_extension(name_constraints, critical=True)
     signing_key = issuer_key if issuer_key is not None else key
     return builder.sign(signing_key, signing_hash(signing_key))
 
@@ -460,7 +464,8 @@ def _planned_facts(path, kind, key_type, subject, validity_days):
             "not_after": isoformat(not_after)}
 
 
-def _check_existing(store, kind, key_type, subject, passphrase, path_length=None, cert=None):
+def _check_existing(store, kind, key_type, subject, passphrase, path_length=None, cert=None,
+                    name_constraints=None):
     """An existing store must hold what was asked; anything else is drift, reported not fixed."""
     meta = store.metadata()
     existing = store.certificate()
@@ -475,6 +480,8 @@ def _check_existing(store, kind, key_type, subject, passphrase, path_length=None
         dummy, existing_length, dummy2 = _ca_constraints(existing)
         if existing_length != path_length:
             problems.append("path length is %s, not %s" % (existing_length, path_length))
+    if name_constraints is not None and name_constraints_of(existing) != name_constraints:
+        problems.append("name constraints are %s, not %s" % (name_constraints_of(existing), name_constraints))
     if cert is not None and existing.fingerprint(hashes.SHA256()) != cert.fingerprint(hashes.SHA256()):
         problems.append("it holds another CA certificate (%s)" % fingerprint_sha256(existing))
     if problems:
@@ -489,8 +496,12 @@ def _check_existing(store, kind, key_type, subject, passphrase, path_length=None
 
 def create_root(path, passphrase, key_type=DEFAULT_KEY_TYPE, common_name=None, subject=None,
                 validity_days=ROOT_VALIDITY_DAYS, path_length=ROOT_PATH_LENGTH, mode=DEFAULT_STORE_MODE,
-                owner=None, group=None, check_mode=False):
-    """Ensure a self-signed root CA store at ``path``."""
+                owner=None, group=None, check_mode=False, name_constraints=None):
+    """Ensure a self-signed root CA store at ``path``.
+
+    ``name_constraints`` (``names.build_name_constraints()``, or None) is written into the CA
+    certificate as a critical NameConstraints extension; the signer enforces it for every leaf.
+    """
     store = CAStore(path)
     check_passphrase(passphrase)
     key_type = check_key_type(key_type or DEFAULT_KEY_TYPE)
@@ -500,12 +511,14 @@ def create_root(path, passphrase, key_type=DEFAULT_KEY_TYPE, common_name=None, s
     mode = _store_mode(mode)
     with _locked_unless_check(store, check_mode):
         if store.exists():
-            return _upgrade_key_encryption(_check_existing(store, "root", key_type, name, passphrase, path_length),
-                                           passphrase, check_mode)
+            return _upgrade_key_encryption(
+                _check_existing(store, "root", key_type, name, passphrase, path_length,
+                                name_constraints=name_constraints), passphrase, check_mode)
         if check_mode:
             return CAResult(True, store, {}, _planned_facts(store.path, "root", key_type, name, validity_days))
         key = generate_private_key(key_type)
-        cert = _build_ca_certificate(name, key, None, None, validity_days, path_length)
+        cert = _build_ca_certificate(name, key, None, None, validity_days, path_length,
+                                     name_constraints=name_constraints)
         files = _store_files("root", key_type, None, serialize_private_key(key, passphrase), cert,
                              certificate_pem(cert))
         _write_new_store(store, files, mode, owner, group)
@@ -515,7 +528,8 @@ def create_root(path, passphrase, key_type=DEFAULT_KEY_TYPE, common_name=None, s
 def create_intermediate(path, passphrase, parent_store_path, parent_passphrase, key_type=DEFAULT_KEY_TYPE,
                         common_name=None, subject=None, validity_days=INTERMEDIATE_VALIDITY_DAYS,
                         path_length=INTERMEDIATE_PATH_LENGTH, truncate_to_parent=False,
-                        mode=DEFAULT_STORE_MODE, owner=None, group=None, check_mode=False):
+                        mode=DEFAULT_STORE_MODE, owner=None, group=None, check_mode=False,
+                        name_constraints=None):
     """Ensure an intermediate CA store at ``path`` signed by the CA in ``parent_store_path``.
 
     The intermediate never outlives its parent: a longer ``validity_days`` fails unless
@@ -538,7 +552,8 @@ def create_intermediate(path, passphrase, parent_store_path, parent_passphrase, 
     with _locked_unless_check(store, check_mode):
         if store.exists():
             return _upgrade_key_encryption(
-                _check_existing(store, "intermediate", key_type, name, passphrase, path_length), passphrase, check_mode)
+                _check_existing(store, "intermediate", key_type, name, passphrase, path_length,
+                                name_constraints=name_constraints), passphrase, check_mode)
         parent = parent_store.load(check_passphrase(parent_passphrase, "parent CA passphrase"))
         dummy, parent_length, dummy2 = _ca_constraints(parent.certificate)
         if parent_length is not None and (path_length is None or path_length >= parent_length):
@@ -549,7 +564,8 @@ def create_intermediate(path, passphrase, parent_store_path, parent_passphrase, 
                             _planned_facts(store.path, "intermediate", key_type, name, validity_days))
         key = generate_private_key(key_type)
         cert = _build_ca_certificate(name, key, parent.certificate, parent.key, validity_days, path_length,
-                                     not_after_limit=parent.not_after, truncate=truncate_to_parent)
+                                     not_after_limit=parent.not_after, truncate=truncate_to_parent,
+                                     name_constraints=name_constraints)
         files = _store_files("intermediate", key_type, parent_store.path, serialize_private_key(key, passphrase),
                              cert, certificate_pem(cert) + parent.chain_pem)
         _write_new_store(store, files, mode, owner, group)

@@ -19,11 +19,15 @@ generation, the new leaf keys through private pipes; the index and every file ar
 calling process only, after every share has succeeded. ``workers`` forces a count (1 = serial). A request is a dict with ``identity``
 (required), ``host``, ``csr``, ``profile``, ``sans``, ``common_name``, ``validity_days``,
 ``key_type`` (central generation only).
-Policy: the CSR signature must verify; the key type must be allowed; SANs come from the request,
-else from the CSR; a server/server_client leaf must carry SANs and its CN among them: a CN that is
-a DNS name or IP address is added as a SAN, any other CN is an error. The subject is the CN only
-(request ``common_name``, else the CSR's CN, else the identity). A leaf never outlives its
-issuer: error, or clipped to the issuer's notAfter with ``truncate_to_issuer``.
+Policy: names come from the request (the inventory's declaration), never from the CSR. The CSR
+contributes its public key and, by its verified self-signature, proof that the requester holds the
+private key; its subject and SANs are ignored, whatever they say. The subject is the CN only
+(request ``common_name``, else the identity name); the SANs are exactly the request's ``sans``
+(none when missing or empty), each validated strictly by ``names.canonical_san``; a
+server/server_client leaf must carry SANs and its CN among them: a CN that is a DNS name or IP
+address is added as a SAN, any other CN is an error. The names must lie within the name
+constraints of the signing CA and every CA above it. The key type must be allowed. A leaf never
+outlives its issuer: error, or clipped to the issuer's notAfter with ``truncate_to_issuer``.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -45,8 +49,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils.inspect import serial_h
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import (
     KEY_TYPES, DEFAULT_KEY_TYPE, check_key_type, generate_private_key, key_type_of, serialize_private_key)
 from ansible_collections.fleet.mtls.plugins.module_utils.names import (
-    build_subject, canonical_san, canonical_sans, common_name_of, san_to_general_name, sans_of,
-    subject_string)
+    build_subject, canonical_san, canonical_sans, check_name_constraints, san_to_general_name, subject_string)
 from ansible_collections.fleet.mtls.plugins.module_utils.profiles import (
     DEFAULT_PROFILE, check_profile, extended_key_usage, leaf_key_usage)
 from ansible_collections.fleet.mtls.plugins.module_utils.renewal import check_identity_name
@@ -101,12 +104,13 @@ def check_host_name(host):
     return host
 
 
-def leaf_sans(profile, common_name, requested_sans, csr_sans):
-    """The SANs a leaf gets: the requested ones (else the CSR's), plus the CN for server profiles.
+def leaf_sans(profile, common_name, requested_sans):
+    """The SANs a leaf gets: exactly the requested ones, plus the CN for server profiles.
 
-    The csr module asks the same question before signing, so both must answer it here.
+    Never the CSR's: a CSR proves possession of a key, nothing more. The csr module asks the same
+    question before signing, so both must answer it here.
     """
-    sans = canonical_sans(requested_sans) if requested_sans else list(csr_sans)
+    sans = canonical_sans(requested_sans)
     if profile in SERVER_PROFILES and common_name:
         try:
             cn_san = canonical_san(common_name)
@@ -184,6 +188,7 @@ class LeafSigner:
         self.not_before = max(self.now - datetime.timedelta(minutes=backdate_minutes), signer.not_before)
         self.aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(signer.ski)
         self.issuer_name = signer.certificate.subject
+        self.chain = signer.chain
         self.basic_constraints = x509.BasicConstraints(ca=False, path_length=None)
         self.eku = dict((profile, extended_key_usage(profile)) for profile in ("server", "client", "server_client"))
         self._validity = {}
@@ -277,8 +282,6 @@ def plan_request(leaf_signer, request, position=1, default_validity_days=DEFAULT
         validity_days = default_validity_days if validity_days is None else validity_days
         allowed = allowed_key_types or KEY_TYPES
         csr = public_key = None
-        csr_sans = []
-        csr_cn = None
         if generate_keys:
             if request.get("csr"):
                 raise MtlsError("csr is given but generate_keys is on: a centrally generated key has no CSR")
@@ -288,17 +291,17 @@ def plan_request(leaf_signer, request, position=1, default_validity_days=DEFAULT
                 raise MtlsError("key_type applies only with generate_keys: the CSR's key decides otherwise")
             if not request.get("csr"):
                 raise MtlsError("csr is missing (or set generate_keys to make the key here)")
+            # Only the key and the proof of possession: the CSR's subject and SANs are never read.
             csr = load_csr(request["csr"])
             public_key = csr.public_key()
             key_type = key_type_of(public_key)
-            csr_sans = sans_of(csr)
-            csr_cn = common_name_of(csr.subject)
         if key_type not in allowed:
             raise MtlsError("key type %s is not allowed (allowed: %s)" % (key_type, ", ".join(allowed)))
-        common_name = request.get("common_name") or csr_cn or identity
-        sans = leaf_sans(profile, common_name, request.get("sans"), csr_sans)
+        common_name = request.get("common_name") or identity
+        sans = leaf_sans(profile, common_name, request.get("sans"))
         plan = LeafPlan(position, identity, host, profile, common_name, sans, validity_days, csr, public_key,
                         key_type)
+        check_name_constraints(leaf_signer.chain, plan.subject, common_name, sans)
         plan.not_before, plan.not_after = leaf_signer.validity(validity_days, "validity")
     except MtlsError as exc:
         raise MtlsError("%s: %s" % (where, exc.message), request=position, identity=identity, host=host)
@@ -404,7 +407,11 @@ class _BatchSpec:
                 private_key = generate_private_key(plan.key_type)
                 plan.public_key = private_key.public_key()
                 key_pem = serialize_private_key(private_key)
-            signed.append((plan, self.leaf_signer.sign(plan, random_serial()), key_pem))
+            try:
+                signed.append((plan, self.leaf_signer.sign(plan, random_serial()), key_pem))
+            except (ValueError, TypeError) as exc:  # a name the validation let through: never a traceback
+                raise MtlsError("%s: cannot sign: %s" % (plan.label(), exc), request=plan.position,
+                                identity=plan.identity, host=plan.host)
         return signed
 
 

@@ -86,6 +86,27 @@ options:
       - BasicConstraints pathLenConstraint of a new CA. Defaults to 1 for a root (one intermediate level
         below it) and 0 for an intermediate (it signs leaves only).
     type: int
+  permitted_dns_suffixes:
+    description:
+      - Name constraints of a new CA - DNS names of certificates below it must be one of these domains
+        or a name under one (V(example.com) permits C(example.com) and C(web1.example.com); a leading dot
+        is accepted and dropped).
+      - Written into the CA certificate as a critical NameConstraints extension, which TLS peers
+        enforce, and enforced by M(fleet.mtls.certificate) before it signs - a request with another DNS
+        name fails naming host, identity and the name. A client CN that looks like a host name (it has
+        a dot) and has no DNS SAN beside it counts as a DNS name, as OpenSSL counts it.
+      - Other name types stay unconstrained unless O(spiffe_trust_domain) is set. Constraints of a CA
+        apply to every CA below it too.
+      - Part of the CA - an existing store with other constraints is drift and fails. Not available when
+        adopting (the adopted certificate is used as it is).
+    type: list
+    elements: str
+  spiffe_trust_domain:
+    description:
+      - Name constraint of a new CA for URI names - every URI SAN below it must have this host, which
+        for C(spiffe://) IDs is the trust domain (V(example.org) permits C(spiffe://example.org/ns/web)).
+      - Written and enforced like O(permitted_dns_suffixes).
+    type: str
   passphrase:
     description:
       - Passphrase that encrypts the CA key at rest. Required and not empty.
@@ -180,6 +201,17 @@ EXAMPLES = r"""
     parent_path: /var/lib/fleet-mtls/ca/root-1
     parent_passphrase: "{{ mtls_root_passphrase }}"
 
+- name: Issuing CA that may only sign names under example.com and SPIFFE IDs of example.org
+  fleet.mtls.ca:
+    path: /var/lib/fleet-mtls/ca/issuing-prod-1
+    kind: intermediate
+    common_name: Example Production Issuing CA 1
+    passphrase: "{{ mtls_issuing_passphrase }}"
+    parent_path: /var/lib/fleet-mtls/ca/root-1
+    parent_passphrase: "{{ mtls_root_passphrase }}"
+    permitted_dns_suffixes: [example.com]
+    spiffe_trust_domain: example.org
+
 - name: Adopt a root CA made with openssl
   fleet.mtls.ca:
     path: /var/lib/fleet-mtls/ca/root-legacy
@@ -250,6 +282,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import read_file
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import KEY_TYPES
 from ansible_collections.fleet.mtls.plugins.module_utils.module_common import run_module
+from ansible_collections.fleet.mtls.plugins.module_utils.names import build_name_constraints
 
 DIFF_KEYS = ("kind", "key_type", "subject", "not_after", "key_encryption")
 
@@ -266,6 +299,10 @@ def ensure_ca(module):
     common = dict(mode=params["mode"], owner=params["owner"], group=params["group"],
                   check_mode=module.check_mode)
     adopting = params["adopt_key"] or params["adopt_cert"]
+    constraints = build_name_constraints(params["permitted_dns_suffixes"], params["spiffe_trust_domain"])
+    if adopting and constraints is not None:
+        raise MtlsError("permitted_dns_suffixes and spiffe_trust_domain apply to a new CA only: an adopted "
+                        "certificate is used as it is")
     if adopting:
         if not (params["adopt_key"] and params["adopt_cert"]):
             raise MtlsError("adopting a CA needs both adopt_key and adopt_cert")
@@ -280,13 +317,14 @@ def ensure_ca(module):
             key_type=params["key_type"], common_name=params["common_name"], subject=params["subject"],
             validity_days=_default(params["validity_days"], INTERMEDIATE_VALIDITY_DAYS),
             path_length=_default(params["path_length"], INTERMEDIATE_PATH_LENGTH),
-            truncate_to_parent=params["truncate_to_parent"], **common)
+            truncate_to_parent=params["truncate_to_parent"], name_constraints=constraints, **common)
     else:
         outcome = create_root(
             params["path"], params["passphrase"], key_type=params["key_type"],
             common_name=params["common_name"], subject=params["subject"],
             validity_days=_default(params["validity_days"], ROOT_VALIDITY_DAYS),
-            path_length=_default(params["path_length"], ROOT_PATH_LENGTH), **common)
+            path_length=_default(params["path_length"], ROOT_PATH_LENGTH), name_constraints=constraints,
+            **common)
     result = dict(outcome.after)
     result["changed"] = outcome.changed
     if module._diff:
@@ -310,6 +348,8 @@ def main():
             validity_days=dict(type="int"),
             truncate_to_parent=dict(type="bool", default=False),
             path_length=dict(type="int"),
+            permitted_dns_suffixes=dict(type="list", elements="str"),
+            spiffe_trust_domain=dict(type="str"),
             passphrase=dict(type="str", required=True, no_log=True),
             parent_path=dict(type="path"),
             parent_passphrase=dict(type="str", no_log=True),

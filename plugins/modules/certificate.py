@@ -20,12 +20,27 @@ description:
   - Signing is a change by nature - the module signs exactly what it is given and reports
     C(changed=true) whenever it signed. Decide what needs a certificate beforehand with the
     C(needs_issue) return of M(fleet.mtls.csr); an empty O(requests) list is no change.
-  - Policy - the CSR signature must verify; the key type must be in O(allowed_key_types); SANs come from
-    the request, else from the CSR. A V(server) or V(server_client) certificate needs SANs and carries its
-    common name among them (a CN that is a DNS name or IP address is added as a SAN; any other CN is an
-    error). The subject is the common name (the request's C(common_name), else the CSR's CN, else
-    the identity). BasicConstraints CA:FALSE and KeyUsage (digitalSignature, plus keyEncipherment for
-    RSA) are critical; EKU follows the profile; SKI, AKI and a random 159-bit serial are set.
+  - Names come from the request, never from the CSR. A CSR contributes its public key and, by its
+    self-signature (which must verify), proof that the requester holds the private key - nothing else.
+    Its subject and its SANs are ignored, whatever they say, so a host cannot obtain names it was not
+    given (for example another identity's CN or a SPIFFE ID) by putting them in its CSR; the names
+    issued are in the return and the index. M(fleet.mtls.csr) writes the declared names into its CSRs,
+    so with the collection's own roles the two agree anyway.
+  - Policy - the subject is the common name only, the request's C(common_name), else the identity name.
+    The SANs are exactly the request's C(sans) (none when missing or empty). A V(server) or
+    V(server_client) certificate needs SANs and carries its common name among them (a CN that is a DNS
+    name or IP address is added as a SAN; any other CN is an error). The key type must be in
+    O(allowed_key_types). BasicConstraints CA:FALSE and KeyUsage (digitalSignature, plus keyEncipherment
+    for RSA) are critical; EKU follows the profile; SKI, AKI and a random 159-bit serial are set.
+  - Every SAN is validated strictly - C(DNS) names in RFC 1123/5280 syntax (labels of 1-63 letters, digits
+    and inner hyphens, no empty label, at most 253 characters, one optional trailing dot dropped, stored
+    lower case, non-ASCII names IDNA-encoded to their C(xn--) form); a wildcard only as the whole leftmost
+    label with at least two labels after it, never on a public suffix (C(*.co.uk), C(*.github.io)); C(IP)
+    v4 or v6; C(URI) absolute with a scheme and a host (C(spiffe://) IDs by the SPIFFE ID rules), ASCII
+    only, nothing that must be percent-encoded; C(email) a dot-atom mailbox with a DNS domain. NUL and
+    other control characters are refused everywhere.
+  - Name constraints - when the signing CA or a CA above it carries a NameConstraints extension (see
+    O(fleet.mtls.ca#module:permitted_dns_suffixes)), a request with a name outside it fails.
   - A leaf never outlives its issuer - a longer validity fails unless O(truncate_to_issuer=true).
   - Central key generation (O(generate_keys)) makes each key here and writes it to
     C(<key_dir>/<host>/<identity>.key); only the path is returned. Use it for devices that cannot
@@ -55,8 +70,8 @@ options:
         C(csr) (str) - the PEM CSR, required unless O(generate_keys=true).
         C(profile) (str) - V(server) (default), V(client) or V(server_client).
         C(sans) (list of str) - subject alternative names (C(DNS:name), C(IP:addr), C(URI:uri),
-        C(email:addr)); default - the CSR's SANs.
-        C(common_name) (str) - subject common name; default - the CSR's CN, else the identity.
+        C(email:addr)); default - none (never the CSR's).
+        C(common_name) (str) - subject common name; default - the identity (never the CSR's CN).
         C(validity_days) (int) - lifetime of this leaf; default - O(validity_days).
         C(key_type) (str) - key type of a centrally generated key (O(generate_keys=true) only).
       - Each identity may appear once per host.
@@ -81,12 +96,12 @@ options:
     choices: [server, client, server_client]
   sans:
     description:
-      - Single request - subject alternative names; default - the CSR's SANs.
+      - Single request - subject alternative names; default - none (the CSR's SANs are never used).
     type: list
     elements: str
   common_name:
     description:
-      - Single request - subject common name.
+      - Single request - subject common name; default - O(identity) (the CSR's CN is never used).
     type: str
   key_type:
     description:

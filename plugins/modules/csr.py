@@ -304,7 +304,7 @@ def ensure_identity_request(module):
     resolve_gid(group)
     common_name = params["common_name"] or params["name"]
     expected = Expected(
-        common_name=common_name, sans=leaf_sans(params["profile"], common_name, params["sans"], []),
+        common_name=common_name, sans=leaf_sans(params["profile"], common_name, params["sans"]),
         profile=params["profile"],
         key_type=params["key_type"], trusted_issuers=_trusted_issuers(params),
         renew_fraction=params["renew_fraction"], renew_days=params["renew_days"], force=params["force"])

@@ -55,7 +55,8 @@ def index_entries(issuing):
 def test_single_request_signs_and_records(ansible_module, pki, tmp_path):
     root, issuing = pki
     args = {"ca_path": issuing, "ca_passphrase": ISSUING_PASS, "identity": "web", "host": "web1",
-            "csr": csr("web1.example.com"), "sans": ["DNS:web1.example.com", "IP:192.0.2.10"]}
+            "common_name": "web1.example.com", "csr": csr("web1.example.com"),
+            "sans": ["DNS:web1.example.com", "IP:192.0.2.10"]}
     result = ansible_module("certificate", args, diff=True)
     assert result["changed"] and result["issued"] == 1, result.get("msg")
     issued = result["certificates"][0]
@@ -122,6 +123,13 @@ BAD = [
     ("neither request nor identity", {"identity": None, "csr": None}, "give either requests"),
     ("requests and identity", {"requests": [{"identity": "x"}]}, "mutually exclusive"),
     ("duplicate identities", {"identity": None, "host": None, "csr": None, "requests": "DUP"}, "duplicates request 1"),
+    ("NUL byte in URI", {"sans": ["URI:https://a\x00b.example/"]},
+     "request 1 (identity web on host web1): invalid URI"),
+    ("non-ASCII URI", {"sans": ["URI:https://bücher.example/"]}, "request 1 (identity web on host web1): invalid URI"),
+    ("wildcard on a public suffix", {"sans": ["DNS:*.co.uk"]}, "public suffix 'co.uk'"),
+    ("bare wildcard", {"sans": ["DNS:*"]}, "bare wildcard"),
+    ("empty label", {"sans": ["DNS:evil..example"]}, "empty label"),
+    ("space in DNS name", {"sans": ["DNS:a b.example"]}, "has whitespace"),
 ]
 
 
@@ -141,3 +149,81 @@ def test_bad_inputs_leave_store_unchanged(ansible_module, pki, what, change, mes
     assert message in result["msg"]
     assert digest(os.path.dirname(issuing)) == before
     assert ISSUING_PASS not in result.output
+
+
+def hostile_csr(common_name):
+    """A validly signed CSR asking for names nobody declared (cryptography's input checks bypassed)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    names = [x509.UniformResourceIdentifier._init_without_validation("spiffe://example.org/admin"),
+             x509.DNSName._init_without_validation("*"), x509.RFC822Name._init_without_validation("root@localhost"),
+             x509.DNSName._init_without_validation("evil..example"),
+             x509.UniformResourceIdentifier._init_without_validation("https://bücher.example/")]
+    builder = (x509.CertificateSigningRequestBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+               .add_extension(x509.SubjectAlternativeName(names), critical=False))
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_csr_names_are_ignored(ansible_module, pki):
+    """The requests as the identity role builds them: the CSR's CN and SANs never reach the certificate."""
+    dummy, issuing = pki
+    result = ansible_module("certificate", {"ca_path": issuing, "ca_passphrase": ISSUING_PASS, "requests": [
+        {"identity": "app2", "host": "h2", "profile": "client", "common_name": "app2", "sans": [],
+         "validity_days": 30, "csr": hostile_csr("app1")},
+        {"identity": "app3", "host": "h3", "profile": "client", "csr": csr("app1")},
+        {"identity": "web", "host": "web1", "profile": "server", "common_name": "web1.example.com",
+         "sans": ["DNS:web1.example.com"], "csr": hostile_csr("app1.example.com")},
+    ]})
+    assert result["issued"] == 3, result.get("msg")
+    subjects, sans = [], []
+    for issued in result["certificates"]:
+        cert = x509.load_pem_x509_certificate(issued["certificate"].encode())
+        subjects.append(cert.subject.rfc4514_string())
+        try:
+            sans.append([str(v) for v in cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+                         .get_values_for_type(x509.DNSName)]
+                        + cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+                        .get_values_for_type(x509.UniformResourceIdentifier))
+        except x509.ExtensionNotFound:
+            sans.append([])
+    assert subjects == ["CN=app2", "CN=app3", "CN=web1.example.com"]
+    assert sans == [[], [], ["web1.example.com"]]
+    assert [e["sans"] for e in index_entries(issuing)] == [[], [], ["DNS:web1.example.com"]]
+
+
+def test_ca_name_constraints_enforced_at_signing(ansible_module, tmp_path):
+    root = str(tmp_path / "nc" / "root")
+    issuing = str(tmp_path / "nc" / "issuing")
+    assert ansible_module("ca", {"path": root, "common_name": "NC Root", "passphrase": ROOT_PASS})["changed"]
+    made = ansible_module("ca", {"path": issuing, "kind": "intermediate", "common_name": "NC Issuing",
+                                 "passphrase": ISSUING_PASS, "parent_path": root, "parent_passphrase": ROOT_PASS,
+                                 "permitted_dns_suffixes": ["example.com"], "spiffe_trust_domain": "example.org"})
+    assert made["changed"], made.get("msg")
+    cert = x509.load_pem_x509_certificate(made["certificate"].encode())
+    constraints = cert.extensions.get_extension_for_class(x509.NameConstraints)
+    assert constraints.critical and constraints.value.permitted_subtrees == [
+        x509.DNSName("example.com"), x509.UniformResourceIdentifier("example.org")]
+    again = ansible_module("ca", {"path": issuing, "kind": "intermediate", "common_name": "NC Issuing",
+                                  "passphrase": ISSUING_PASS, "parent_path": root, "parent_passphrase": ROOT_PASS,
+                                  "permitted_dns_suffixes": ["example.com"], "spiffe_trust_domain": "example.org"})
+    assert again["changed"] is False, again.get("msg")
+    drift = ansible_module("ca", {"path": issuing, "kind": "intermediate", "common_name": "NC Issuing",
+                                  "passphrase": ISSUING_PASS, "parent_path": root, "parent_passphrase": ROOT_PASS,
+                                  "permitted_dns_suffixes": ["example.net"]})
+    assert drift.get("failed") and "name constraints are" in drift["msg"]
+    args = {"ca_path": issuing, "ca_passphrase": ISSUING_PASS}
+    inside = ansible_module("certificate", dict(args, requests=[
+        {"identity": "web", "host": "web1", "common_name": "web1.example.com", "csr": csr("x")},
+        {"identity": "app", "host": "h2", "profile": "client", "sans": ["URI:spiffe://example.org/app"],
+         "csr": csr("x")}]))
+    assert inside["issued"] == 2, inside.get("msg")
+    before = digest(os.path.dirname(issuing))
+    outside = ansible_module("certificate", dict(args, requests=[
+        {"identity": "web", "host": "web1", "common_name": "web1.example.com", "csr": csr("x")},
+        {"identity": "admin", "host": "h2", "profile": "client", "sans": ["URI:spiffe://evil.org/admin"],
+         "csr": csr("x")}]))
+    assert outside.get("failed")
+    assert outside["msg"].startswith("request 2 (identity admin on host h2): URI:spiffe://evil.org/admin is "
+                                     "outside the name constraints of CA CN=NC Issuing"), outside["msg"]
+    assert outside["identity"] == "admin" and outside["host"] == "h2" and outside["request"] == 2
+    assert digest(os.path.dirname(issuing)) == before

@@ -39,6 +39,19 @@ def make_csr(common_name="web1.example.com", sans=None, key_type="ec_p256", key=
     return builder.sign(key, algorithm).public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
+def make_hostile_csr(common_name, general_names, key_type="ec_p256"):
+    """A validly signed CSR asking for arbitrary names, built without cryptography's input checks
+    (what an attacker's own tooling would send): ``general_names`` are ("DNS"|"URI"|"email", value)."""
+    key = generate_private_key(key_type)
+    kinds = {"DNS": x509.DNSName, "URI": x509.UniformResourceIdentifier, "email": x509.RFC822Name}
+    names = [kinds[kind]._init_without_validation(value) for kind, value in general_names]
+    builder = x509.CertificateSigningRequestBuilder().subject_name(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
 def tree_digest(path):
     """{relative path: sha256} of every file under ``path`` (plus directory names): 'byte-identical'."""
     digest = {}

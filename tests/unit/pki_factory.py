@@ -99,11 +99,13 @@ class Identity:
 
 def make_certificate(common_name, issuer=None, key_type="ec_p256", ca=False, path_length=None,
                      key_cert_sign=None, eku=None, sans=(), not_before=None, not_after=None, days=30,
-                     key=None, with_key_ids=True, organization="fleet-mtls tests", signer_key=None):
+                     key=None, with_key_ids=True, organization="fleet-mtls tests", signer_key=None,
+                     name_constraints=None):
     """A certificate for ``common_name``; self-signed when ``issuer`` is None.
 
     ``key_cert_sign`` defaults to ``ca``; ``eku`` is a list of names from EKU (None: no EKU
     extension). ``signer_key`` signs with a different key than the issuer's (bad signature).
+    ``name_constraints`` (an x509.NameConstraints) is added as a critical extension.
     """
     key = key or generate_key(key_type)
     subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
@@ -128,6 +130,8 @@ def make_certificate(common_name, issuer=None, key_type="ec_p256", ca=False, pat
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName([_general_name(s) for s in sans]),
                                         critical=False)
+    if name_constraints is not None:
+        builder = builder.add_extension(name_constraints, critical=True)
     if with_key_ids:
         builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
                                         critical=False)

@@ -16,7 +16,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils.compat import not_valid
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import load_private_key, same_public_key
 
-from issuance_helpers import ISSUING_PASS, make_csr, make_pki, openssl_verify, pkilint, tree_digest
+from issuance_helpers import ISSUING_PASS, make_csr, make_hostile_csr, make_pki, openssl_verify, pkilint, tree_digest
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +24,18 @@ def pki(tmp_path_factory):
     return make_pki(tmp_path_factory.mktemp("pki"))
 
 
-@pytest.fixture
-def issuing(pki, tmp_path):
-    """A private copy of the issuing store (tests write its index) and its signer."""
+def private_copy(store_path, tmp_path, name="issuing"):
+    """A private copy of a store (tests write its index) and its signer."""
     import shutil
-    path = str(tmp_path / "issuing")
-    shutil.copytree(pki[1], path)
+    path = str(tmp_path / name)
+    shutil.copytree(store_path, path)
     store = ca_store.CAStore(path)
     return store, store.load(ISSUING_PASS)
+
+
+@pytest.fixture
+def issuing(pki, tmp_path):
+    return private_copy(pki[1], tmp_path)
 
 
 def ext(cert, cls):
@@ -51,6 +55,7 @@ def _batch(store, signer, requests, **kwargs):
 def test_leaf_verifies_with_openssl_and_lints_clean(pki, issuing, tmp_path, key_type, profile):
     store, signer = issuing
     result = _batch(store, signer, [{"identity": "svc", "host": "h1", "profile": profile,
+                                     "common_name": "svc.example.com",
                                      "csr": make_csr("svc.example.com", key_type=key_type),
                                      # pkilint's URI check knows web schemes only (it flags spiffe://), so lint an https URI.
                                      "sans": ["svc.example.com", "IP:192.0.2.7", "URI:https://svc.example.com/id"]}])[0]
@@ -86,7 +91,8 @@ def test_leaf_verifies_with_openssl_and_lints_clean(pki, issuing, tmp_path, key_
 def test_validity_backdate_and_index(issuing):
     store, signer = issuing
     before = utcnow()
-    result = _batch(store, signer, [{"identity": "svc", "csr": make_csr("svc.example.com")}])[0]
+    result = _batch(store, signer, [{"identity": "svc", "common_name": "svc.example.com",
+                                     "csr": make_csr("svc.example.com")}])[0]
     cert = x509.load_pem_x509_certificate(result["certificate"].encode())
     backdated = before - not_valid_before(cert)
     assert datetime.timedelta(minutes=4) < backdated <= datetime.timedelta(minutes=5, seconds=1) \
@@ -104,10 +110,10 @@ def test_validity_backdate_and_index(issuing):
 def test_cn_is_added_to_server_sans(issuing):
     store, signer = issuing
     result = _batch(store, signer, [
-        {"identity": "a", "csr": make_csr("a.example.com", sans=["alt.example.com"])},
-        {"identity": "b", "csr": make_csr("b.example.com"), "sans": ["IP:10.0.0.1"]},
-        {"identity": "c", "csr": make_csr("10.0.0.9")},
-        {"identity": "d", "csr": make_csr("Device D"), "profile": "client"},
+        {"identity": "a", "common_name": "a.example.com", "sans": ["alt.example.com"], "csr": make_csr("x")},
+        {"identity": "b", "common_name": "b.example.com", "csr": make_csr("b.example.com"), "sans": ["IP:10.0.0.1"]},
+        {"identity": "c", "common_name": "10.0.0.9", "csr": make_csr("10.0.0.9")},
+        {"identity": "d", "common_name": "Device D", "csr": make_csr("Device D"), "profile": "client"},
     ])
     assert result[0]["sans"] == ["DNS:alt.example.com", "DNS:a.example.com"]
     assert result[1]["sans"] == ["IP:10.0.0.1", "DNS:b.example.com"]
@@ -123,7 +129,8 @@ def test_common_name_defaults(issuing):
     ])
     assert result[0]["subject"] == "CN=override.example.com"
     assert "DNS:override.example.com" in result[0]["sans"]
-    assert result[1]["subject"] == "CN=y.example.com"
+    # Never the CSR's CN: without a declared common name the identity name is the CN.
+    assert result[1]["subject"] == "CN=y" and result[1]["sans"] == ["DNS:y"]
 
 
 def test_truncate_to_issuer(issuing):
@@ -139,8 +146,8 @@ def test_truncate_to_issuer(issuing):
 
 def test_batch_results_in_request_order_with_unique_serials(issuing):
     store, signer = issuing
-    requests = [{"identity": "id%d" % n, "host": "h%d" % (n % 7), "csr": make_csr("n%d.example.com" % n)}
-                for n in range(60)]
+    requests = [{"identity": "id%d" % n, "host": "h%d" % (n % 7), "common_name": "n%d.example.com" % n,
+                 "csr": make_csr("n%d.example.com" % n)} for n in range(60)]
     results = _batch(store, signer, requests)
     assert [r["identity"] for r in results] == ["id%d" % n for n in range(60)]
     assert [r["sans"] for r in results] == [["DNS:n%d.example.com" % n] for n in range(60)]
@@ -182,7 +189,8 @@ def test_central_keys_not_written_when_batch_fails(issuing, tmp_path):
 def test_check_mode_signs_nothing(issuing):
     store, signer = issuing
     before = tree_digest(store.path)
-    results = _batch(store, signer, [{"identity": "svc", "csr": make_csr("svc.example.com")}], check_mode=True)
+    results = _batch(store, signer, [{"identity": "svc", "common_name": "svc.example.com",
+                                      "csr": make_csr("svc.example.com")}], check_mode=True)
     assert results[0]["certificate"] is None and results[0]["sans"] == ["DNS:svc.example.com"]
     assert tree_digest(store.path) == before
 
@@ -273,7 +281,7 @@ def test_duplicate_identities_in_batch(issuing):
 def test_server_without_any_san(issuing):
     store, signer = issuing
     with pytest.raises(MtlsError, match="is not a DNS name or IP address"):
-        _batch(store, signer, [{"identity": "svc", "csr": make_csr("no dns name")}])
+        _batch(store, signer, [{"identity": "svc", "common_name": "no dns name", "csr": make_csr("svc.example.com")}])
 
 
 def test_empty_batch_and_missing_key_dir(issuing):
@@ -291,3 +299,216 @@ def test_expired_issuer_is_refused(issuing):
     later = signer.not_after + datetime.timedelta(seconds=1)
     with pytest.raises(MtlsError, match="expired on"):
         issuance.LeafSigner(signer, now=later)
+
+
+# Names come from the request, never from the CSR (issue 15).
+HOSTILE_NAMES = [("URI", "spiffe://example.org/admin"), ("DNS", "*"), ("email", "root@localhost"),
+                 ("DNS", "evil..example"), ("DNS", "a b.example"), ("URI", "https://a\x00b.example/"),
+                 ("DNS", "*.co.uk"), ("URI", "https://bücher.example/")]
+
+
+def _san_values(cert):
+    try:
+        return list(ext(cert, x509.SubjectAlternativeName).value)
+    except x509.ExtensionNotFound:
+        return []
+
+
+def test_csr_names_are_never_copied_into_a_client_certificate(issuing, tmp_path):
+    store, signer = issuing
+    hostile = make_hostile_csr("app1", HOSTILE_NAMES)
+    # The request exactly as the identity role builds it for a client identity.
+    request = {"identity": "app2", "host": "h2", "profile": "client", "sans": [], "common_name": "app2",
+               "validity_days": 30, "csr": hostile}
+    without_cn = dict(request)
+    del without_cn["common_name"]
+    without_cn["identity"] = "app3"
+    without_sans = dict(without_cn, identity="app4")
+    del without_sans["sans"]
+    results = issuance.sign_batch(signer, store, [request, without_cn, without_sans])
+    for leaf, identity in zip(results, ("app2", "app3", "app4")):
+        cert = leaf.certificate
+        assert cert.subject.rfc4514_string() == "CN=%s" % identity
+        assert _san_values(cert) == []
+        assert leaf.as_dict()["sans"] == []
+    assert pkilint(results[0].as_dict()["certificate"], tmp_path) == ""  # the three differ in CN only
+    assert [e["subject"] for e in store.index().entries()] == ["CN=app2", "CN=app3", "CN=app4"]
+    assert [e["sans"] for e in store.index().entries()] == [[], [], []]
+
+
+def test_csr_names_are_never_copied_into_a_server_certificate(issuing, tmp_path):
+    store, signer = issuing
+    hostile = make_hostile_csr("app1.example.com", HOSTILE_NAMES + [("DNS", "app1.example.com")])
+    result = issuance.sign_batch(signer, store, [
+        {"identity": "app2", "host": "h2", "profile": "server", "common_name": "app2.example.com",
+         "sans": ["DNS:app2.example.com", "IP:192.0.2.2"], "csr": hostile}])[0]
+    cert = result.certificate
+    assert cert.subject.rfc4514_string() == "CN=app2.example.com"
+    assert _san_values(cert) == [x509.DNSName("app2.example.com"), x509.IPAddress(ipaddress.ip_address("192.0.2.2"))]
+    assert pkilint(result.as_dict()["certificate"], tmp_path) == ""
+
+
+def test_csr_cn_of_another_identity_is_ignored(issuing):
+    store, signer = issuing
+    result = _batch(store, signer, [{"identity": "app2", "profile": "client", "csr": make_csr("app1")}])[0]
+    assert result["subject"] == "CN=app2"
+    server = _batch(store, signer, [{"identity": "app2", "csr": make_csr("app1", sans=["app1"])}])[0]
+    assert server["subject"] == "CN=app2" and server["sans"] == ["DNS:app2"]
+
+
+def test_csr_proof_of_possession_is_still_required(issuing):
+    store, signer = issuing
+    before = tree_digest(store.path)
+    with pytest.raises(MtlsError, match=r"request 1 \(identity app2 on host h2\): CSR signature is invalid"):
+        _batch(store, signer, [{"identity": "app2", "host": "h2", "profile": "client", "csr": _tampered_csr()}])
+    assert tree_digest(store.path) == before
+
+
+# Each SAN kind, issued and linted. pkilint's PKIX linter has no notion of wildcards (RFC 6125, not
+# RFC 5280), of single-label names or of non-web URI schemes such as spiffe://: for those the one
+# finding allowed is its syntax error on exactly that name.
+SAN_KINDS = [
+    ("dns", ["DNS:svc.example.com"], ["DNS:svc.example.com"], None),
+    ("dns trailing dot, upper case", ["DNS:SVC.Example.com."], ["DNS:svc.example.com"], None),
+    ("idna", ["DNS:bücher.example"], ["DNS:xn--bcher-kva.example"], None),
+    ("ipv4", ["IP:192.0.2.10"], ["IP:192.0.2.10"], None),
+    ("ipv6", ["IP:2001:db8::10"], ["IP:2001:db8::10"], None),
+    ("https uri", ["URI:https://svc.example.com:8443/id"], ["URI:https://svc.example.com:8443/id"], None),
+    ("email", ["email:ops@bücher.example"], ["email:ops@xn--bcher-kva.example"], None),
+    ("wildcard", ["DNS:*.apps.example.com"], ["DNS:*.apps.example.com"], 'Invalid domain name syntax: "*.apps.example.com"'),
+    ("spiffe", ["URI:spiffe://example.org/ns/web"], ["URI:spiffe://example.org/ns/web"],
+     'Invalid URI syntax: "spiffe://example.org/ns/web"'),
+    ("bare label", ["DNS:web1"], ["DNS:web1"], 'Invalid domain name syntax: "web1"'),
+]
+
+
+@pytest.mark.parametrize("what, sans, issued, pkilint_finding", SAN_KINDS, ids=[k[0] for k in SAN_KINDS])
+def test_each_san_kind_issues_and_lints(pki, issuing, tmp_path, what, sans, issued, pkilint_finding):
+    store, signer = issuing
+    result = _batch(store, signer, [{"identity": "svc", "profile": "client", "common_name": "svc",
+                                     "csr": make_csr("ignored.example.com"), "sans": sans}])[0]
+    assert result["sans"] == issued
+    findings = pkilint(result["certificate"], tmp_path)
+    if pkilint_finding is None:
+        assert findings == ""
+    else:
+        assert [line for line in findings.splitlines() if "(ERROR)" in line or "(WARNING)" in line] == \
+            ["    pkix.invalid_%s_syntax (ERROR): %s" % ("uri" if "URI" in pkilint_finding else "domain_name",
+                                                       pkilint_finding)]
+    proc = openssl_verify(os.path.join(pki[0], "ca.crt"), os.path.join(pki[1], "ca.crt"), result["certificate"],
+                          tmp_path, purpose="sslclient")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_idna_name_matches_with_openssl(pki, issuing, tmp_path):
+    store, signer = issuing
+    result = _batch(store, signer, [{"identity": "shop", "common_name": "bücher.example", "csr": make_csr("x")}])[0]
+    assert result["subject"] == "CN=bücher.example" and result["sans"] == ["DNS:xn--bcher-kva.example"]
+    leaf = tmp_path / "idna.pem"
+    leaf.write_text(result["certificate"])
+    base = ["openssl", "verify", "-CAfile", os.path.join(pki[0], "ca.crt"), "-untrusted", os.path.join(pki[1], "ca.crt")]
+    import subprocess
+    good = subprocess.run(base + ["-verify_hostname", "xn--bcher-kva.example", str(leaf)], capture_output=True, text=True)
+    assert good.returncode == 0, good.stdout + good.stderr
+    bad = subprocess.run(base + ["-verify_hostname", "evil.example", str(leaf)], capture_output=True, text=True)
+    assert bad.returncode != 0
+
+
+# Name constraints of the CA, enforced at signing and carried in the CA certificate.
+@pytest.fixture(scope="module")
+def constrained(tmp_path_factory):
+    """Root -> intermediate constrained to example.com DNS names and the example.org SPIFFE trust domain."""
+    from ansible_collections.fleet.mtls.plugins.module_utils.names import build_name_constraints
+    base = tmp_path_factory.mktemp("constrained")
+    root = str(base / "root")
+    path = str(base / "issuing")
+    ca_store.create_root(root, "root-pass-1", common_name="NC Root")
+    ca_store.create_intermediate(path, ISSUING_PASS, root, "root-pass-1", common_name="NC Issuing",
+                                 name_constraints=build_name_constraints(["example.com"], "example.org"))
+    return root, path
+
+
+@pytest.fixture
+def constrained_store(constrained, tmp_path):
+    return private_copy(constrained[1], tmp_path, "nc-issuing")
+
+
+def test_constrained_ca_certificate_lints_clean(constrained, tmp_path):
+    cert = ca_store.CAStore(constrained[1]).certificate()
+    extension = ext(cert, x509.NameConstraints)
+    assert extension.critical
+    assert extension.value.permitted_subtrees == [x509.DNSName("example.com"),
+                                                  x509.UniformResourceIdentifier("example.org")]
+    assert pkilint(ca_store.certificate_pem(cert).decode(), tmp_path) == ""
+
+
+def test_name_constraints_allow_names_inside(constrained, constrained_store, tmp_path):
+    store, signer = constrained_store
+    results = _batch(store, signer, [
+        {"identity": "web", "host": "web1", "common_name": "web1.example.com",
+         "sans": ["DNS:*.apps.example.com", "IP:192.0.2.1"], "csr": make_csr("x")},
+        {"identity": "app2", "host": "h2", "profile": "client", "sans": ["URI:spiffe://example.org/ns/app2"],
+         "csr": make_csr("x")},
+    ])
+    for result in results:
+        proc = openssl_verify(os.path.join(constrained[0], "ca.crt"), os.path.join(constrained[1], "ca.crt"),
+                              result["certificate"], tmp_path)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("request_names, message", [
+    ({"common_name": "web1.example.net"}, "DNS:web1.example.net is outside the name constraints of CA CN=NC Issuing"),
+    ({"common_name": "web1.example.com", "sans": ["DNS:web1.example.com.evil.net"]}, "DNS:web1.example.com.evil.net is outside"),
+    ({"profile": "client", "sans": ["URI:spiffe://evil.org/admin"]}, "URI:spiffe://evil.org/admin is outside"),
+    ({"profile": "client", "common_name": "app2.evil.net"}, "DNS:app2.evil.net is outside"),
+])
+def test_name_constraints_refuse_names_outside(constrained_store, request_names, message):
+    store, signer = constrained_store
+    before = tree_digest(store.path)
+    bad = {"identity": "app2", "host": "h2", "csr": make_csr("app2.example.com")}
+    bad.update(request_names)
+    with pytest.raises(MtlsError) as info:
+        _batch(store, signer, [{"identity": "ok", "common_name": "ok.example.com", "csr": make_csr("x")}, bad])
+    assert info.value.message.startswith("request 2 (identity app2 on host h2): ")
+    assert message in info.value.message
+    assert info.value.details == {"request": 2, "identity": "app2", "host": "h2"}
+    assert tree_digest(store.path) == before
+
+
+def test_name_constraints_are_real_for_tls_peers(constrained, constrained_store, tmp_path):
+    """A leaf the signer would refuse, made here by hand with the constrained CA's key, fails openssl verify."""
+    dummy, signer = constrained_store
+    plan = issuance.LeafPlan(1, "rogue", None, "server", "rogue.evil.net", ["DNS:rogue.evil.net"], 30,
+                             public_key=signer.key.public_key(), key_type=signer.key_type)
+    leaf_signer = issuance.LeafSigner(signer)
+    plan.not_before, plan.not_after = leaf_signer.validity(30)
+    rogue = pem(leaf_signer.sign(plan, 12345))
+    proc = openssl_verify(os.path.join(constrained[0], "ca.crt"), os.path.join(constrained[1], "ca.crt"), rogue,
+                          tmp_path)
+    assert proc.returncode != 0 and "permitted subtree violation" in proc.stdout + proc.stderr
+
+
+def test_constraints_of_a_ca_above_apply_below(tmp_path):
+    from ansible_collections.fleet.mtls.plugins.module_utils.names import build_name_constraints
+    root = str(tmp_path / "root")
+    below = str(tmp_path / "issuing")
+    ca_store.create_root(root, "root-pass-1", common_name="NC Root 2",
+                         name_constraints=build_name_constraints(["corp.example"]))
+    ca_store.create_intermediate(below, ISSUING_PASS, root, "root-pass-1", common_name="Unconstrained Issuing")
+    store = ca_store.CAStore(below)
+    signer = store.load(ISSUING_PASS)
+    assert _batch(store, signer, [{"identity": "a", "common_name": "a.corp.example", "csr": make_csr("x")}])
+    with pytest.raises(MtlsError, match="DNS:b.example.com is outside the name constraints of CA CN=NC Root 2"):
+        _batch(store, signer, [{"identity": "b", "common_name": "b.example.com", "csr": make_csr("x")}])
+
+
+def test_existing_store_with_other_constraints_is_drift(constrained):
+    from ansible_collections.fleet.mtls.plugins.module_utils.names import build_name_constraints
+    with pytest.raises(MtlsError, match="name constraints are"):
+        ca_store.create_intermediate(constrained[1], ISSUING_PASS, constrained[0], "root-pass-1",
+                                     common_name="NC Issuing",
+                                     name_constraints=build_name_constraints(["other.example"]))
+    same = ca_store.create_intermediate(constrained[1], ISSUING_PASS, constrained[0], "root-pass-1",
+                                        common_name="NC Issuing",
+                                        name_constraints=build_name_constraints(["example.com"], "example.org"))
+    assert same.changed is False
