@@ -13,7 +13,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from host_pki import DAY, HostPki, file_mode, now, public_key_of, public_key_of_key_file, snapshot
+from host_pki import (
+    DAY, HostPki, file_mode, install_files, now, public_key_of, public_key_of_key_file, snapshot)
 
 CN = "web1.example.net"
 SANS = ["DNS:web1.example.net", "IP:192.0.2.10"]
@@ -48,8 +49,7 @@ def read(path):
 
 
 def install_cert(etc, cert_pem, name="web"):
-    with open(paths(etc, name)["crt"], "w") as handle:
-        handle.write(cert_pem)
+    install_files(etc, name, cert_pem)
 
 
 def assert_no_secret(run, *key_paths):
