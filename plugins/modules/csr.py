@@ -119,7 +119,7 @@ notes:
     run ends), so overlapping runs (a timer and a manual run) hand out the same CSR for the same key
     instead of replacing a key a CSR was already handed out for.
   - Symbolic links are never followed for the key, staged key, certificate, chain and CSR files, nor
-    for the C(private/) and C(certs/) directories: the module fails naming the link. O(dir) itself
+    for the C(private/) and C(certs/) directories; the module fails naming the link. O(dir) itself
     and O(trust_bundle) may be links.
   - The new key and the CSR are both complete before either is renamed into place, and mode/owner
     fix-ups come last, so a failed run (a full disk included) leaves the files as they were.

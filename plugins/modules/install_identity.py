@@ -89,7 +89,7 @@ notes:
   - With O(certificate) the run holds the identity's lock C(<dir>/private/.<name>.lock), the same
     one M(fleet.mtls.csr) takes, from the first read to the last rename.
   - Symbolic links are never followed for the key, staged key, certificate, chain, trust bundle
-    and CRL files it writes, nor for the C(private/) and C(certs/) directories: the module fails
+    and CRL files it writes, nor for the C(private/) and C(certs/) directories; the module fails
     naming the link.
   - Renames happen in the order trust bundle, CRLs, key, leaf, chain. A run killed between two of
     them leaves a set that M(fleet.mtls.csr) reports as V(key_mismatch) or V(files_inconsistent),

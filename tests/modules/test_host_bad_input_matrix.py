@@ -162,7 +162,7 @@ INSTALL_ROWS = [
     ("unknown-owner", lambda row: row.issued().live_install_args(owner="no-such-user-x"), "unknown owner 'no-such-user-x'"),
     ("unknown-group", lambda row: row.issued().staged_install_args(group="no-such-group-x"),
      "unknown group 'no-such-group-x'"),
-    ("chain-is-a-directory", lambda row: _chain_dir(row), "certificate {chain} is not a regular file"),
+    ("chain-is-a-directory", _chain_dir, "certificate {chain} is not a regular file"),
 ]
 
 
