@@ -140,6 +140,19 @@ CSR_ROWS = [
     ("key-is-a-fifo", _key_as("fifo"), "private key {key} is not a regular file"),
 ]
 
+def _then_link(row, make_args, name, **link_options):
+    args = make_args()
+    row.link(name, **link_options)
+    return args
+
+
+def _chain_dir(row):
+    row.issued()
+    os.unlink(row.paths["chain"])
+    os.makedirs(row.paths["chain"])
+    return row.live_install_args()
+
+
 INSTALL_ROWS = [
     ("mode-0644", lambda row: row.issued().live_install_args(mode="0644"), "mode 0644 is refused for a private key"),
     ("mode-0666", lambda row: row.issued().staged_install_args(mode="0666"), "mode 0666 is refused"),
@@ -164,19 +177,6 @@ INSTALL_ROWS = [
      "unknown group 'no-such-group-x'"),
     ("chain-is-a-directory", _chain_dir, "certificate {chain} is not a regular file"),
 ]
-
-
-def _then_link(row, make_args, name, **link_options):
-    args = make_args()
-    row.link(name, **link_options)
-    return args
-
-
-def _chain_dir(row):
-    row.issued()
-    os.unlink(row.paths["chain"])
-    os.makedirs(row.paths["chain"])
-    return row.live_install_args()
 
 
 def _run_table(ansible_tasks, tmp_path, pki, module, rows, prepare_root=None):
