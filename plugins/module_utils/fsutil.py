@@ -6,6 +6,12 @@
 A file is written to a temporary sibling created with O_EXCL and the final mode/owner/group set
 before the first byte, fsynced, then renamed over the target. Several related files are written
 with ``StagedFiles`` so a failure before ``commit()`` leaves every target untouched.
+
+Symbolic links: a file read with ``follow_symlinks=False`` (keys, certificates, CSRs of the on-host
+layout) is opened with O_NOFOLLOW and must be a regular file; attributes are set through such a
+descriptor (``set_file_attributes``), so a link planted at a key path never redirects a chmod or
+chown. A rename replaces a link itself, never its target. ``real_directory`` refuses a directory
+that is a link (the identity's ``private/`` and ``certs/``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -19,9 +25,11 @@ import fcntl
 import grp
 import os
 import pwd
+import re
 import shutil
 import stat
 import tempfile
+import time
 
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 
@@ -60,44 +68,111 @@ def parse_mode(mode, default):
         raise MtlsError("invalid file mode %r: expected octal like '0600'" % (mode,))
 
 
-def read_file(path, what="file"):
-    """Bytes of ``path``, or None when it does not exist. Other errors name the file."""
+def symlink_refused(path, what="file"):
+    return MtlsError("%s %s is a symbolic link: fleet.mtls never follows links for key, certificate, CSR "
+                     "and lock files; replace it with a regular file" % (what, path))
+
+
+def _open_nofollow(path, flags, what):
+    """Descriptor of the regular file ``path`` itself (ELOOP/FIFO/device -> MtlsError)."""
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
-        with open(path, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise MtlsError("%s %s is not a regular file" % (what, path))
+    except Exception:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_file(path, what="file", follow_symlinks=True):
+    """Bytes of ``path``, or None when it does not exist. Other errors name the file.
+
+    With ``follow_symlinks=False`` a link at ``path`` is refused and only a regular file is read.
+    """
+    try:
+        if follow_symlinks:
+            with open(path, "rb") as handle:
+                return handle.read()
+        fd = _open_nofollow(path, os.O_RDONLY, what)
+        with os.fdopen(fd, "rb") as handle:
             return handle.read()
     except (IOError, OSError) as exc:
         if exc.errno == errno.ENOENT:
             return None
+        if exc.errno == errno.ELOOP and not follow_symlinks:
+            raise symlink_refused(path, what)
         raise MtlsError("cannot read %s %s: %s" % (what, path, exc.strerror or exc))
 
 
-def ensure_dir(path, mode=0o755, owner=None, group=None):
-    """Create ``path`` (and parents) if missing; returns True when something was created."""
-    if os.path.isdir(path):
+def real_directory(path, what="directory"):
+    """True when ``path`` is a directory that is not a symbolic link, False when it is missing."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return False
+        raise MtlsError("cannot inspect %s %s: %s" % (what, path, exc.strerror or exc))
+    if stat.S_ISLNK(st.st_mode):
+        raise MtlsError("%s %s is a symbolic link: fleet.mtls never follows links into key and certificate "
+                        "directories; make it a real directory" % (what, path))
+    if not stat.S_ISDIR(st.st_mode):
+        raise MtlsError("%s exists and is not a directory" % path)
+    return True
+
+
+def ensure_dir(path, mode=0o755, owner=None, group=None, follow_symlinks=True, created=None):
+    """Create ``path`` (and parents) if missing; returns True when something was created.
+
+    With ``follow_symlinks=False`` an existing ``path`` that is a link is refused. Every directory
+    made is appended to the list ``created`` (parents first), so a failed run can remove them.
+    """
+    if not follow_symlinks:
+        if real_directory(path):
+            return False
+    elif os.path.isdir(path):
         return False
-    if os.path.exists(path):
+    if os.path.lexists(path):
         raise MtlsError("%s exists and is not a directory" % path)
     parent = os.path.dirname(os.path.abspath(path))
     if parent and not os.path.isdir(parent):
-        ensure_dir(parent, 0o755)
+        ensure_dir(parent, 0o755, created=created)
     try:
         os.mkdir(path, mode)
+    except OSError as exc:
+        if exc.errno == errno.EEXIST:  # made by a concurrent run meanwhile
+            ensure_dir(path, mode, owner, group, follow_symlinks)
+            return False
+        raise MtlsError("cannot create directory %s: %s" % (path, exc.strerror or exc))
+    if created is not None:
+        created.append(path)
+    try:
         os.chmod(path, mode)  # umask-proof
         uid, gid = resolve_uid(owner), resolve_gid(group)
         if uid != -1 or gid != -1:
             os.chown(path, uid, gid)
     except OSError as exc:
-        if exc.errno != errno.EEXIST:
-            raise MtlsError("cannot create directory %s: %s" % (path, exc.strerror or exc))
+        raise MtlsError("cannot set the mode/owner of directory %s: %s" % (path, exc.strerror or exc))
     return True
 
 
+def remove_created_dirs(created):
+    """Undo ``ensure_dir(created=...)``: remove those directories, newest first, if still empty."""
+    for path in reversed(created or []):
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
+
+
 def file_attributes_differ(path, mode, owner=None, group=None):
-    """True when ``path`` exists but its mode/owner/group differ from what is asked."""
+    """True when ``path`` exists but its mode/owner/group differ from what is asked (a link is refused)."""
     try:
-        st = os.stat(path)
+        st = os.lstat(path)
     except OSError:
         return False
+    if stat.S_ISLNK(st.st_mode):
+        raise symlink_refused(path)
     if stat.S_IMODE(st.st_mode) != mode:
         return True
     uid, gid = resolve_uid(owner), resolve_gid(group)
@@ -105,17 +180,65 @@ def file_attributes_differ(path, mode, owner=None, group=None):
 
 
 def set_file_attributes(path, mode, owner=None, group=None):
+    """chown/chmod the regular file ``path`` itself, through an O_NOFOLLOW descriptor."""
     uid, gid = resolve_uid(owner), resolve_gid(group)
-    if uid != -1 or gid != -1:
-        os.chown(path, uid, gid)
-    os.chmod(path, mode)
+    try:
+        fd = _open_nofollow(path, os.O_RDONLY, "file")
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise symlink_refused(path)
+        raise MtlsError("cannot open %s to set its mode/owner: %s" % (path, exc.strerror or exc))
+    try:
+        if uid != -1 or gid != -1:
+            os.fchown(fd, uid, gid)
+        os.fchmod(fd, mode)
+    except OSError as exc:
+        raise MtlsError("cannot set the mode/owner of %s: %s" % (path, exc.strerror or exc))
+    finally:
+        os.close(fd)
+
+
+def temp_prefix(path):
+    """Temporaries of ``path`` are ``.<basename>.<8 random characters>`` beside it (mkstemp)."""
+    return ".%s." % os.path.basename(path)
+
+
+def remove_stale_temporaries(directory, basenames, older_than):
+    """Remove our own leftover temporaries of ``basenames`` in ``directory``: regular files named
+    ``.<basename>.XXXXXXXX`` (as ``atomic_write`` makes them) last modified before ``older_than``
+    (epoch seconds; pass the time a lock was taken, so a temporary of the lock holder's own run is
+    never touched). Links and anything else are left alone; nothing is followed. Returns the paths
+    removed."""
+    if not real_directory(directory):
+        return []
+    pattern = re.compile(r"^(?:%s)[a-z0-9_]{8}$" % "|".join(re.escape(temp_prefix(name)) for name in basenames))
+    removed = []
+    try:
+        entries = sorted(os.listdir(directory))
+    except OSError as exc:
+        raise MtlsError("cannot list %s: %s" % (directory, exc.strerror or exc))
+    for name in entries:
+        if not pattern.match(name):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            st = os.lstat(path)
+            if not stat.S_ISREG(st.st_mode) or st.st_mtime >= older_than:
+                continue
+            os.unlink(path)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                continue
+            raise MtlsError("cannot remove the leftover temporary file %s: %s" % (path, exc.strerror or exc))
+        removed.append(path)
+    return removed
 
 
 def _write_temp(path, data, mode, uid, gid, sync=True):
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise MtlsError("directory %s does not exist (for %s)" % (directory, path))
-    fd, temp_path = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
+    fd, temp_path = tempfile.mkstemp(prefix=temp_prefix(path), dir=directory)
     try:
         # mkstemp creates 0600; settle the final attributes before any byte lands.
         if uid != -1 or gid != -1:
@@ -190,8 +313,16 @@ class StagedFiles:
             except OSError as exc:
                 raise MtlsError("cannot flush staged files to disk: %s" % (exc.strerror or exc))
         directories = set()
+        done = []
         for temp_path, path in self._staged:
-            os.rename(temp_path, path)
+            try:
+                os.rename(temp_path, path)
+            except OSError as exc:
+                self._staged = self._staged[len(done):]
+                self.discard()
+                raise MtlsError("cannot rename %s into place: %s%s" % (
+                    path, exc.strerror or exc, "; already replaced: %s" % ", ".join(done) if done else ""))
+            done.append(path)
             directories.add(os.path.dirname(os.path.abspath(path)))
         self._staged = []
         for directory in directories:
@@ -221,15 +352,19 @@ def atomic_write(path, data, mode=0o644, owner=None, group=None):
         staged.commit()
 
 
-@contextlib.contextmanager
-def file_lock(path):
-    """Exclusive advisory lock on ``path`` (created 0600 if missing), held for the block."""
+def _open_lock(path):
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o600)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise MtlsError("lock file %s is a symbolic link: refusing to follow it (remove the link)" % path)
+            raise symlink_refused(path, "lock file")
         raise MtlsError("cannot open lock file %s: %s" % (path, exc.strerror or exc))
+
+
+@contextlib.contextmanager
+def file_lock(path):
+    """Exclusive advisory lock on ``path`` (created 0600 if missing, never through a link), held for the block."""
+    fd = _open_lock(path)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -300,3 +435,46 @@ def remove_leftovers(directory, pattern):
                             % (path, exc.strerror or exc))
         removed.append(name)
     return removed
+
+
+@contextlib.contextmanager
+def transient_lock(path, what="lock", timeout=600.0, poll=0.05):
+    """Exclusive lock on ``path`` that leaves no file behind: the holder removes it on release.
+
+    Safe because a waiter, once it holds the flock, checks that the file it locked is still the one
+    at ``path`` (else its previous holder removed it and the waiter starts over on the new one).
+    Yields the time (epoch seconds) the lock was taken. Waits at most ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        fd = _open_lock(path)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except (IOError, OSError) as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise MtlsError("cannot lock %s: %s" % (path, exc.strerror or exc))
+                if time.monotonic() > deadline:
+                    raise MtlsError("%s: another run still holds %s after %d seconds" % (what, path, timeout))
+                time.sleep(poll)
+            locked = os.fstat(fd)
+            try:
+                current = os.lstat(path)
+            except OSError:
+                current = None
+        except Exception:
+            os.close(fd)
+            raise
+        if current is not None and (current.st_dev, current.st_ino) == (locked.st_dev, locked.st_ino):
+            break
+        os.close(fd)
+    try:
+        yield time.time()
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        os.close(fd)

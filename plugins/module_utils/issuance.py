@@ -47,7 +47,8 @@ from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import StagedFil
 from ansible_collections.fleet.mtls.plugins.module_utils.index import new_entry
 from ansible_collections.fleet.mtls.plugins.module_utils.inspect import serial_hex
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import (
-    KEY_TYPES, DEFAULT_KEY_TYPE, check_key_type, generate_private_key, key_type_of, serialize_private_key)
+    KEY_TYPES, DEFAULT_KEY_TYPE, check_key_type, generate_private_key, key_type_of, private_key_mode,
+    serialize_private_key)
 from ansible_collections.fleet.mtls.plugins.module_utils.names import (
     build_subject, canonical_san, canonical_sans, check_name_constraints, san_to_general_name, subject_string)
 from ansible_collections.fleet.mtls.plugins.module_utils.profiles import (
@@ -522,9 +523,7 @@ def sign_batch(signer, store, requests, validity_days=DEFAULT_VALIDITY_DAYS,
         allowed_key_types = [check_key_type(kt) for kt in allowed_key_types]
     if generate_keys and not key_dir:
         raise MtlsError("generate_keys needs key_dir: where the generated private keys are written")
-    key_mode = parse_mode(key_mode, 0o600)
-    if generate_keys and key_mode & 0o077 & ~0o040:
-        raise MtlsError("key_mode %o would let others read private keys: use 0600 or 0640" % key_mode)
+    key_mode = private_key_mode(key_mode, "key_mode") if generate_keys else parse_mode(key_mode, 0o600)
     _check_validity_days(validity_days)
     workers = _worker_count(len(requests), workers)
     leaf_signer = LeafSigner(signer, backdate_minutes, truncate_to_issuer)

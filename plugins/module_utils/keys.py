@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
+from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import parse_mode
 from ansible_collections.fleet.mtls.plugins.module_utils.pkcs8 import encrypt_pkcs8_pem
 
 try:
@@ -21,6 +22,11 @@ except ImportError:
 KEY_TYPES = ("ec_p256", "ec_p384", "rsa2048", "rsa3072", "rsa4096", "ed25519")
 DEFAULT_KEY_TYPE = "ec_p256"
 
+# The only modes a private key file may have: owner read(-write), optionally group read (a service
+# group reading the key after dropping privileges). Nobody else reads, nobody but the owner writes.
+PRIVATE_KEY_MODES = (0o600, 0o640, 0o400, 0o440)
+DEFAULT_PRIVATE_KEY_MODE = 0o600
+
 _RSA_BITS = {"rsa2048": 2048, "rsa3072": 3072, "rsa4096": 4096}
 
 
@@ -28,6 +34,20 @@ def check_key_type(key_type):
     if key_type not in KEY_TYPES:
         raise MtlsError("unknown key type %r: choose one of %s" % (key_type, ", ".join(KEY_TYPES)))
     return key_type
+
+
+def private_key_mode(mode, option="mode"):
+    """The one rule for private key file modes, shared by every module that writes keys.
+
+    ``mode`` as accepted by ``parse_mode`` (None: 0600); anything outside ``PRIVATE_KEY_MODES``
+    is refused with an MtlsError naming ``option``.
+    """
+    value = parse_mode(mode, DEFAULT_PRIVATE_KEY_MODE)
+    if value not in PRIVATE_KEY_MODES:
+        raise MtlsError("%s %04o is refused for a private key file (it would let others read private keys, "
+                        "or others than the owner write them): choose one of %s"
+                        % (option, value, ", ".join("%04o" % allowed for allowed in PRIVATE_KEY_MODES)))
+    return value
 
 
 def generate_private_key(key_type=DEFAULT_KEY_TYPE):

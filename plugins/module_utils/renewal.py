@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one renewal decision: does an installed identity need a (new) certificate, and why.
 
-``needs_issue(cert, key, expected, now)`` returns ``(needs, reason)``. The reasons are stable
+``needs_issue(cert, key, expected, now, chain)`` returns ``(needs, reason)``. The reasons are stable
 strings that roles, reports and users match on. When several apply, the first in this order
 wins (most fundamental first, so the reason names what a human must know):
 
@@ -14,6 +14,10 @@ missing             no certificate is installed
 unreadable          the certificate file is not a PEM certificate
 key_missing         a certificate is installed but its private key is not
 key_mismatch        the installed certificate does not belong to the private key
+files_inconsistent  the chain file (``certs/<name>.chain.pem``, what servers present) is
+                    missing, unreadable or does not start with the installed leaf: the
+                    identity's files are not one set (an install killed between two
+                    renames); only checked when the caller passes ``chain``
 expired             the certificate's notAfter is in the past
 not_yet_valid       the certificate's notBefore is in the future
 issuer_untrusted    no certificate in the trusted issuers signed it (CA rotation: the
@@ -28,6 +32,10 @@ valid               (needs is False) nothing to do
 ==================  ================================================================
 
 ``forced`` comes last on purpose: when something is actually wrong, that is the better reason.
+
+The identity's files (key, leaf, chain, staged key) are one unit: ``key_mismatch`` and
+``files_inconsistent`` catch every state an interrupted ``install_identity`` can leave, so the
+next renewal check re-issues and the following install writes a consistent set again.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -47,9 +55,15 @@ from ansible_collections.fleet.mtls.plugins.module_utils.names import (
     canonical_sans, common_name_of, sans_of)
 from ansible_collections.fleet.mtls.plugins.module_utils.profiles import check_profile, profile_of
 
+try:
+    from cryptography.hazmat.primitives import serialization
+    HAS_CRYPTOGRAPHY = True
+except ImportError:
+    HAS_CRYPTOGRAPHY = False
+
 
 REASONS = (
-    "missing", "unreadable", "key_missing", "key_mismatch", "expired", "not_yet_valid",
+    "missing", "unreadable", "key_missing", "key_mismatch", "files_inconsistent", "expired", "not_yet_valid",
     "issuer_untrusted", "key_type_changed", "profile_changed", "subject_changed", "sans_changed",
     "renewal_window", "forced",
 )
@@ -125,11 +139,16 @@ def renewal_threshold_days(lifetime_days, expected):
     return max(thresholds)
 
 
-def needs_issue(cert, key, expected, now=None):
+_UNCHECKED = object()
+
+
+def needs_issue(cert, key, expected, now=None, chain=_UNCHECKED):
     """Decide whether the identity needs a certificate; returns a ``Decision`` (needs, reason).
 
     ``cert``: an ``x509.Certificate``, raw file bytes (parsed here; non-PEM -> "unreadable") or
     None (missing). ``key``: the private key the certificate must belong to, or None (missing).
+    ``chain``: the chain file's bytes (None: missing) when its consistency with ``cert`` is to be
+    checked; left out, it is not.
     """
     if now is None:
         now = utcnow()
@@ -151,6 +170,10 @@ def needs_issue(cert, key, expected, now=None):
         return decision(True, "key_missing", "the certificate is installed without its private key")
     if not same_public_key(key, cert.public_key()):
         return decision(True, "key_mismatch", "the certificate does not belong to the private key")
+    if chain is not _UNCHECKED:
+        problem = _chain_problem(cert, chain)
+        if problem:
+            return decision(True, "files_inconsistent", problem)
     if now > not_after:
         return decision(True, "expired", "expired %.1f days ago" % -days_left)
     if now < not_before:
@@ -186,6 +209,19 @@ def needs_issue(cert, key, expected, now=None):
     return decision(False, VALID, "%.1f days left, renewal starts at %.1f" % (days_left, threshold))
 
 
+def _chain_problem(cert, chain):
+    if chain is None:
+        return "the chain file is missing beside the certificate"
+    try:
+        first = parse_certificate(chain, "chain file")
+    except MtlsError as exc:
+        return "the chain file is unreadable: %s" % exc
+    if first.public_bytes(serialization.Encoding.DER) != cert.public_bytes(serialization.Encoding.DER):
+        return "the chain file starts with another certificate (serial %x) than the installed leaf (serial %x)" % (
+            first.serial_number, cert.serial_number)
+    return None
+
+
 def _key_type_or_none(cert):
     try:
         return key_type_of(cert.public_key())
@@ -215,5 +251,7 @@ class HostLayout:
         self.certificate = os.path.join(self.certs_dir, name + ".crt")
         self.chain = os.path.join(self.certs_dir, name + ".chain.pem")
         self.csr = os.path.join(self.certs_dir, name + ".csr")
+        # flock target of every csr/install_identity run for this identity; removed on release.
+        self.lock = os.path.join(self.private_dir, "." + name + ".lock")
         self.trust_bundle = os.path.join(directory, "trust-bundle.pem")
         self.crl = os.path.join(directory, "crl.pem")

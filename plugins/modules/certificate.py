@@ -142,7 +142,8 @@ options:
     type: path
   key_mode:
     description:
-      - Mode of generated key files (0600 or 0640); the file has it from creation.
+      - Mode of generated key files, one of V(0600), V(0640), V(0400) or V(0440) (the same rule as
+        M(fleet.mtls.csr) and M(fleet.mtls.install_identity)); the file has it from creation.
     type: raw
     default: "0600"
   key_owner:

@@ -104,7 +104,8 @@ options:
     type: str
   mode:
     description:
-      - Mode of the key files, octal string.
+      - Mode of the key files, octal string, one of V(0600), V(0640), V(0400) or V(0440). Any other
+        mode (one that lets others read the key, or anyone but the owner write it) is refused.
     type: raw
     default: "0600"
 notes:
@@ -114,6 +115,15 @@ notes:
   - Directories are created when missing, C(private/) with mode 0711 (traversable but not listable,
     so a service group can reach its 0640 key), C(certs/) with 0755.
   - Supports diff mode (which files would be written, never their secret content).
+  - Runs that write hold the identity's lock C(<dir>/private/.<name>.lock) (removed again when the
+    run ends), so overlapping runs (a timer and a manual run) hand out the same CSR for the same key
+    instead of replacing a key a CSR was already handed out for.
+  - Symbolic links are never followed for the key, staged key, certificate, chain and CSR files, nor
+    for the C(private/) and C(certs/) directories; the module fails naming the link. O(dir) itself
+    and O(trust_bundle) may be links.
+  - The new key and the CSR are both complete before either is renamed into place, and mode/owner
+    fix-ups come last, so a failed run (a full disk included) leaves the files as they were.
+    Temporary files of this identity left by a killed run are removed (RV(leftovers_removed)).
 extends_documentation_fragment:
   - fleet.mtls.attributes
 attributes:
@@ -153,10 +163,13 @@ needs_issue:
   type: bool
 reason:
   description:
-    - Why, one of V(missing), V(unreadable), V(key_missing), V(key_mismatch), V(expired),
+    - Why, one of V(missing), V(unreadable), V(key_missing), V(key_mismatch), V(files_inconsistent), V(expired),
       V(not_yet_valid), V(issuer_untrusted), V(key_type_changed), V(profile_changed),
       V(subject_changed), V(sans_changed), V(renewal_window), V(forced), or V(valid).
     - When several apply the first in this order is given.
+    - V(files_inconsistent) means C(certs/<name>.chain.pem) is missing, unreadable or does not start
+      with C(certs/<name>.crt) (an install that was killed between two renames); the next install
+      writes the set again.
   returned: always
   type: str
   sample: renewal_window
@@ -197,179 +210,23 @@ serial:
   description: Serial number of the installed certificate (lower-case hex), V(null) without one.
   returned: always
   type: str
+leftovers_removed:
+  description: Temporary files of this identity that killed runs had left behind and this run removed.
+  returned: always
+  type: list
+  elements: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.fleet.mtls.plugins.module_utils.compat import isoformat
-from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import (
-    atomic_write, ensure_dir, file_attributes_differ, parse_mode, read_file, resolve_gid, resolve_uid,
-    set_file_attributes)
-from ansible_collections.fleet.mtls.plugins.module_utils.inspect import load_certificates, serial_hex
-# The CA's SAN rule (a server's DNS/IP common name is added as a SAN): compare with what it issues.
-from ansible_collections.fleet.mtls.plugins.module_utils.issuance import leaf_sans
-from ansible_collections.fleet.mtls.plugins.module_utils.keys import (
-    DEFAULT_KEY_TYPE, KEY_TYPES, generate_private_key, key_type_of, load_private_key,
-    same_public_key, serialize_private_key, signing_hash)
+from ansible_collections.fleet.mtls.plugins.module_utils.host_identity import request_identity
+from ansible_collections.fleet.mtls.plugins.module_utils.keys import DEFAULT_KEY_TYPE, KEY_TYPES
 from ansible_collections.fleet.mtls.plugins.module_utils.module_common import run_module
-from ansible_collections.fleet.mtls.plugins.module_utils.names import (
-    build_subject, common_name_of, san_to_general_name, sans_of)
 from ansible_collections.fleet.mtls.plugins.module_utils.profiles import DEFAULT_PROFILE, PROFILES
-from ansible_collections.fleet.mtls.plugins.module_utils.renewal import (
-    Expected, HostLayout, needs_issue, parse_certificate)
-
-try:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-    HAS_CRYPTOGRAPHY = True
-except ImportError:
-    HAS_CRYPTOGRAPHY = False
-
-CSR_MODE = 0o644
-PRIVATE_DIR_MODE = 0o711
-CERTS_DIR_MODE = 0o755
-# A certificate in these states is not in use, so the live key can sign the CSR.
-NOTHING_DEPENDS_ON_KEY = ("missing", "unreadable", "key_missing")
-
-
-def _load_key_file(path, what):
-    data = read_file(path, what)
-    if data is None:
-        return None
-    return load_private_key(data, source="%s %s" % (what, path))
-
-
-def _trusted_issuers(params):
-    if params["trusted_issuers"] is not None:
-        return load_certificates(params["trusted_issuers"], "trusted_issuers")
-    if params["trust_bundle"] is not None:
-        data = read_file(params["trust_bundle"], "trust bundle")
-        if data is None:
-            return []
-        return load_certificates(data, "trust bundle %s" % params["trust_bundle"])
-    return None
-
-
-def build_csr(key, expected):
-    builder = x509.CertificateSigningRequestBuilder().subject_name(build_subject(expected.common_name))
-    if expected.sans:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([san_to_general_name(san) for san in expected.sans]), critical=False)
-    return builder.sign(key, signing_hash(key)).public_bytes(serialization.Encoding.PEM)
-
-
-def saved_csr_matches(data, key, expected):
-    """A saved CSR can be handed out again when it is for this key, subject and SAN set."""
-    if data is None:
-        return False
-    try:
-        csr = x509.load_pem_x509_csr(data)
-    except ValueError:
-        return False
-    return (csr.is_signature_valid and same_public_key(csr.public_key(), key)
-            and common_name_of(csr.subject) == expected.common_name
-            and set(sans_of(csr)) == set(expected.sans or []))
-
-
-class KeyPlan:
-    """Which key signs the CSR; ``key`` is None when it has to be generated first (only when
-    writing: check mode never makes a key)."""
-
-    def __init__(self, path, key, staged):
-        self.path, self.key, self.staged = path, key, staged
-        self.create = key is None
-
-
-def plan_signing_key(layout, live_key, staged_key, reason, key_type, new_key_on_renew):
-    if live_key is None:
-        # First issue (or the key was lost): the new key is live at once, no certificate uses it.
-        return KeyPlan(layout.key, None, staged=False)
-    live_type_ok = key_type_of(live_key) == key_type
-    if live_type_ok and ((reason in NOTHING_DEPENDS_ON_KEY and staged_key is None) or not new_key_on_renew):
-        return KeyPlan(layout.key, live_key, staged=False)
-    # A staged key equal to the live one is a leftover of an interrupted promotion, not a new key.
-    if (staged_key is not None and key_type_of(staged_key) == key_type
-            and not same_public_key(staged_key, live_key)):
-        return KeyPlan(layout.staged_key, staged_key, staged=True)
-    return KeyPlan(layout.staged_key, None, staged=True)
 
 
 def ensure_identity_request(module):
-    params = module.params
-    check = module.check_mode
-    layout = HostLayout(params["dir"], params["name"])
-    key_mode = parse_mode(params["mode"], 0o600)
-    owner, group = params["owner"], params["group"]
-    resolve_uid(owner)
-    resolve_gid(group)
-    common_name = params["common_name"] or params["name"]
-    expected = Expected(
-        common_name=common_name, sans=leaf_sans(params["profile"], common_name, params["sans"]),
-        profile=params["profile"],
-        key_type=params["key_type"], trusted_issuers=_trusted_issuers(params),
-        renew_fraction=params["renew_fraction"], renew_days=params["renew_days"], force=params["force"])
-    # Validate the subject now: a bad common name must fail before any key is written.
-    build_subject(common_name)
-
-    live_key = _load_key_file(layout.key, "private key")
-    staged_key = _load_key_file(layout.staged_key, "staged private key")
-    cert_data = read_file(layout.certificate, "certificate")
-    decision = needs_issue(cert_data, live_key, expected)
-    current = None
-    if decision.reason not in ("missing", "unreadable"):
-        current = parse_certificate(cert_data, layout.certificate)
-
-    result = {
-        "changed": False, "needs_issue": decision.needs, "reason": decision.reason, "detail": decision.detail,
-        "csr": None, "key_staged": False, "key_created": False, "key_path": None, "csr_path": layout.csr,
-        "days_left": None if decision.days_left is None else round(decision.days_left, 1),
-        "not_after": isoformat(decision.not_after),
-        "serial": serial_hex(current.serial_number) if current is not None else None,
-    }
-    before, after = [], []
-
-    # Existing key files keep the attributes asked for, whether or not a certificate is needed.
-    for path, key in ((layout.key, live_key), (layout.staged_key, staged_key)):
-        if key is not None and file_attributes_differ(path, key_mode, owner, group):
-            before.append("%s: other owner/group/mode" % path)
-            after.append("%s: mode %04o" % (path, key_mode))
-            result["changed"] = True
-            if not check:
-                set_file_attributes(path, key_mode, owner, group)
-
-    if decision.needs:
-        plan = plan_signing_key(layout, live_key, staged_key, decision.reason, expected.key_type,
-                                params["new_key_on_renew"])
-        result.update(key_staged=plan.staged, key_created=plan.create, key_path=plan.path)
-        saved = read_file(layout.csr, "CSR")
-        if not plan.create and saved_csr_matches(saved, plan.key, expected):
-            result["csr"] = saved.decode("ascii")
-        else:
-            result["changed"] = True
-            if plan.create:
-                before.append("%s: absent" % plan.path)
-                after.append("%s: new %s key, mode %04o" % (plan.path, expected.key_type, key_mode))
-            before.append("%s: %s" % (layout.csr, "absent" if saved is None else "outdated"))
-            after.append("%s: CSR for %s" % (layout.csr, plan.path))
-            if not check:
-                result["csr"] = _write_request(layout, plan, expected, key_mode, owner, group)
-
-    if module._diff:
-        result["diff"] = {"before": "\n".join(before) + ("\n" if before else ""),
-                          "after": "\n".join(after) + ("\n" if after else "")}
-    return result
-
-
-def _write_request(layout, plan, expected, key_mode, owner, group):
-    ensure_dir(layout.directory, 0o755)
-    ensure_dir(layout.private_dir, PRIVATE_DIR_MODE)
-    ensure_dir(layout.certs_dir, CERTS_DIR_MODE)
-    if plan.create:
-        plan.key = generate_private_key(expected.key_type)
-        atomic_write(plan.path, serialize_private_key(plan.key), key_mode, owner, group)
-    csr_pem = build_csr(plan.key, expected)
-    atomic_write(layout.csr, csr_pem, CSR_MODE, owner, group)
-    return csr_pem.decode("ascii")
+    return request_identity(module.params, check_mode=module.check_mode, diff=module._diff)
 
 
 def main():

@@ -73,17 +73,28 @@ options:
     type: str
   mode:
     description:
-      - Mode of the private key file, octal string.
+      - Mode of the private key file, octal string, one of V(0600), V(0640), V(0400) or V(0440). Any
+        other mode (one that lets others read the key, or anyone but the owner write it) is refused.
     type: raw
     default: "0600"
   certificate_mode:
     description:
-      - Mode of the certificate, chain, trust bundle and CRL files, octal string.
+      - Mode of the certificate, chain, trust bundle and CRL files, octal string. Modes that let
+        others than the owner write them are refused.
     type: raw
     default: "0644"
 notes:
   - In check mode everything is verified and the changes are reported, nothing is written.
   - Supports diff mode (serials, subjects and CRL numbers; never key material).
+  - With O(certificate) the run holds the identity's lock C(<dir>/private/.<name>.lock), the same
+    one M(fleet.mtls.csr) takes, from the first read to the last rename.
+  - Symbolic links are never followed for the key, staged key, certificate, chain, trust bundle
+    and CRL files it writes, nor for the C(private/) and C(certs/) directories; the module fails
+    naming the link.
+  - Renames happen in the order trust bundle, CRLs, key, leaf, chain. A run killed between two of
+    them leaves a set that M(fleet.mtls.csr) reports as V(key_mismatch) or V(files_inconsistent),
+    so the next renewal repairs it. Temporary files of this identity left by a killed run are
+    removed (RV(leftovers_removed)).
 extends_documentation_fragment:
   - fleet.mtls.attributes
 attributes:
@@ -147,226 +158,21 @@ paths:
   description: Files this module manages with these options.
   returned: always
   type: dict
+leftovers_removed:
+  description: Temporary files of this identity that killed runs had left behind and this run removed.
+  returned: always
+  type: list
+  elements: str
 """
-
-import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.fleet.mtls.plugins.module_utils.compat import isoformat, not_valid_after
-from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
-from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import (
-    StagedFiles, ensure_dir, file_attributes_differ, parse_mode, read_file, resolve_gid, resolve_uid, set_file_attributes)
-from ansible_collections.fleet.mtls.plugins.module_utils.inspect import (
-    REVOCATION_REVOKED, check_revocation, find_issuer, load_certificates, load_crls, serial_hex, verify_chain)
-from ansible_collections.fleet.mtls.plugins.module_utils.keys import load_private_key, same_public_key
+from ansible_collections.fleet.mtls.plugins.module_utils.host_identity import install_identity
 from ansible_collections.fleet.mtls.plugins.module_utils.module_common import run_module
-from ansible_collections.fleet.mtls.plugins.module_utils.names import subject_string
-from ansible_collections.fleet.mtls.plugins.module_utils.renewal import HostLayout, check_identity_name
-
-try:
-    from cryptography.hazmat.primitives import serialization
-    HAS_CRYPTOGRAPHY = True
-except ImportError:
-    HAS_CRYPTOGRAPHY = False
-
-
-def _pem(cert):
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _chain_pem(leaf, chain_text):
-    """Leaf first, then the intermediates given (the leaf is prepended when missing)."""
-    if not chain_text:
-        return [leaf]
-    chain = load_certificates(chain_text, "chain")
-    if _pem(chain[0]) != _pem(leaf):
-        if any(_pem(cert) == _pem(leaf) for cert in chain):
-            raise MtlsError("chain holds the certificate but not first: it must start with the leaf")
-        chain = [leaf] + chain
-    return chain
-
-
-class Plan:
-    """Verified content to write: (path, bytes, mode) per file, and which of them changed."""
-
-    def __init__(self):
-        self.files = []
-        self.changes = {"certificate": False, "key": False, "trust_bundle": False, "crl": False}
-        self.remove_after_commit = []
-        self.diff_before, self.diff_after = [], []
-
-    def want(self, kind, path, data, mode, describe_before=None, describe_after=None):
-        current = read_file(path, kind.replace("_", " "))
-        if current != data:
-            self.changes[kind] = True
-            self.diff_before.append("%s: %s" % (path, "absent" if current is None else (describe_before or "other content")))
-            self.diff_after.append("%s: %s" % (path, describe_after or "new content"))
-        self.files.append((kind, path, data, mode, current != data))
-
-
-def _load_key(path, what):
-    data = read_file(path, what)
-    if data is None:
-        return None, None
-    return load_private_key(data, source="%s %s" % (what, path)), data
-
-
-def _plan_trust(params, layout, plan, cert_mode):
-    """Trust anchors to verify against, planning the bundle's installation when content is given."""
-    bundle_path = params["trust_bundle"] or layout.trust_bundle
-    if params["trust_bundle_content"] is not None:
-        anchors = load_certificates(params["trust_bundle_content"], "trust_bundle_content")
-        data = b"".join(_pem(cert) for cert in anchors)
-        plan.want("trust_bundle", bundle_path, data, cert_mode,
-                  describe_after="%d CA certificate(s): %s" % (
-                      len(anchors), "; ".join(subject_string(cert.subject) for cert in anchors)))
-        return anchors, bundle_path
-    data = read_file(bundle_path, "trust bundle")
-    if data is None:
-        return None, bundle_path
-    return load_certificates(data, "trust bundle %s" % bundle_path), bundle_path
-
-
-def _plan_crls(params, layout, plan, anchors, cert_mode, module):
-    if params["crl_content"] is None:
-        return []
-    crls = load_crls(params["crl_content"], "crl_content")
-    if anchors is None:
-        raise MtlsError("cannot check crl_content: no trust bundle (give trust_bundle_content or install %s first)"
-                        % (params["trust_bundle"] or layout.trust_bundle))
-    covered = []
-    for position, crl in enumerate(crls, 1):
-        issuer = next((ca for ca in anchors if ca.subject == crl.issuer and crl.is_signature_valid(ca.public_key())),
-                      None)
-        if issuer is None:
-            raise MtlsError("CRL #%d of crl_content (issuer %s) is not signed by a CA of the trust bundle"
-                            % (position, crl.issuer.rfc4514_string()))
-        covered.append(issuer)
-    for ca in anchors:
-        if not any(_pem(ca) == _pem(issuer) for issuer in covered):
-            module.warn("no CRL in crl_content for CA %s: servers checking CRLs will reject its clients"
-                        % subject_string(ca.subject))
-    data = b"".join(crl.public_bytes(serialization.Encoding.PEM) for crl in crls)
-    plan.want("crl", params["crl"] or layout.crl, data, cert_mode,
-              describe_after="%d CRL(s)" % len(crls))
-    return crls
-
-
-def _plan_identity(params, layout, plan, anchors, crls, key_mode, cert_mode):
-    leaf = load_certificates(params["certificate"], "certificate")[0]
-    chain = _chain_pem(leaf, params["chain"])
-    staged_key, staged_pem = _load_key(layout.staged_key, "staged private key")
-    live_key, dummy = _load_key(layout.key, "private key")
-    promote = staged_key is not None and same_public_key(staged_key, leaf.public_key())
-    if not promote and (live_key is None or not same_public_key(live_key, leaf.public_key())):
-        tried = ["the %s %s" % (what, path) for what, path, key in (
-            ("staged key", layout.staged_key, staged_key), ("live key", layout.key, live_key)) if key is not None]
-        raise MtlsError("certificate %s (serial %s) does not belong to %s; nothing was installed"
-                        % (subject_string(leaf.subject), serial_hex(leaf.serial_number),
-                           " nor ".join(tried) or "any key (%s and %s are missing)" % (layout.staged_key, layout.key)))
-    if anchors is None:
-        raise MtlsError("cannot verify the certificate: trust bundle %s does not exist (give trust_bundle_content)"
-                        % (params["trust_bundle"] or layout.trust_bundle))
-    ok, reason, path = verify_chain(leaf, chain[1:], anchors)
-    if not ok:
-        at_fault = path[-1] if path else leaf
-        raise MtlsError("certificate %s does not verify against the trust bundle: %s (at %s); nothing was installed"
-                        % (subject_string(leaf.subject), reason, subject_string(at_fault.subject)))
-    if crls:
-        issuer = path[1] if len(path) > 1 else find_issuer(leaf, anchors)
-        if issuer is not None and check_revocation(leaf, issuer, crls)["status"] == REVOCATION_REVOKED:
-            raise MtlsError("certificate %s (serial %s) is revoked by the CRLs being installed; nothing was installed"
-                            % (subject_string(leaf.subject), serial_hex(leaf.serial_number)))
-    serial = serial_hex(leaf.serial_number)
-    if promote:
-        plan.want("key", layout.key, staged_pem, key_mode, describe_after="staged key promoted")
-        # Also when the live key already equals it (a promotion interrupted before this cleanup).
-        plan.remove_after_commit.append(layout.staged_key)
-        plan.diff_before.append("%s: present" % layout.staged_key)
-        plan.diff_after.append("%s: absent (promoted)" % layout.staged_key)
-    installed = read_file(layout.certificate, "certificate")
-    plan.want("certificate", layout.certificate, _pem(leaf), cert_mode,
-              describe_before=_serial_of(installed), describe_after="serial %s" % serial)
-    plan.want("certificate", layout.chain, b"".join(_pem(cert) for cert in chain), cert_mode,
-              describe_after="serial %s + %d CA certificate(s)" % (serial, len(chain) - 1))
-    return leaf, promote
-
-
-def _serial_of(data):
-    try:
-        return "serial %s" % serial_hex(load_certificates(data, "installed certificate")[0].serial_number)
-    except MtlsError:
-        return "unreadable certificate"
 
 
 def install(module):
-    params = module.params
-    if params["certificate"] is None and params["trust_bundle_content"] is None and params["crl_content"] is None:
-        raise MtlsError("nothing to install: give certificate, trust_bundle_content or crl_content")
-    if params["certificate"] is not None:
-        check_identity_name(params["name"])
-    layout = HostLayout(params["dir"], params["name"] or "unused")
-    key_mode = parse_mode(params["mode"], 0o600)
-    cert_mode = parse_mode(params["certificate_mode"], 0o644)
-    owner, group = params["owner"], params["group"]
-    resolve_uid(owner)
-    resolve_gid(group)
-
-    plan = Plan()
-    anchors, bundle_path = _plan_trust(params, layout, plan, cert_mode)
-    crls = _plan_crls(params, layout, plan, anchors, cert_mode, module)
-    leaf, promote = None, False
-    if params["certificate"] is not None:
-        leaf, promote = _plan_identity(params, layout, plan, anchors, crls, key_mode, cert_mode)
-
-    attributes_changed = [path for kind, path, data, mode, differs in plan.files
-                          if not differs and file_attributes_differ(path, mode, owner, group)]
-    if params["certificate"] is not None and not promote and file_attributes_differ(layout.key, key_mode, owner, group):
-        attributes_changed.append(layout.key)
-    for path in attributes_changed:
-        plan.diff_before.append("%s: other owner/group/mode" % path)
-        plan.diff_after.append("%s: owner/group/mode as asked" % path)
-
-    changed = any(plan.changes.values()) or bool(attributes_changed) or bool(plan.remove_after_commit)
-    if changed and not module.check_mode:
-        for kind, path, data, mode, differs in plan.files:
-            if differs:
-                ensure_dir(os.path.dirname(path), 0o755)
-        with StagedFiles() as staged:
-            for kind, path, data, mode, differs in plan.files:
-                if differs:
-                    staged.stage(path, data, mode, owner, group)
-            staged.commit()
-        for path in plan.remove_after_commit:
-            _remove(path)
-        for path in attributes_changed:
-            mode = key_mode if path == layout.key else cert_mode
-            set_file_attributes(path, mode, owner, group)
-
-    result = {
-        "changed": changed,
-        "changes": plan.changes,
-        "key_promoted": promote,
-        "serial": serial_hex(leaf.serial_number) if leaf is not None else None,
-        "not_after": isoformat(not_valid_after(leaf)) if leaf is not None else None,
-        "paths": {"certificate": layout.certificate if leaf is not None else None,
-                  "chain": layout.chain if leaf is not None else None,
-                  "key": layout.key if leaf is not None else None,
-                  "trust_bundle": bundle_path,
-                  "crl": params["crl"] or layout.crl},
-    }
-    if module._diff:
-        result["diff"] = {"before": "".join(line + "\n" for line in plan.diff_before),
-                          "after": "".join(line + "\n" for line in plan.diff_after)}
-    return result
-
-
-def _remove(path):
-    try:
-        os.unlink(path)
-    except OSError as exc:
-        raise MtlsError("installed, but could not remove the promoted staged key %s: %s" % (path, exc.strerror))
+    return install_identity(module.params, check_mode=module.check_mode, diff=module._diff, warn=module.warn)
 
 
 def main():

@@ -8,6 +8,7 @@ output is kept so a test can assert that secrets never reach it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -54,37 +55,60 @@ class ModuleRun:
         return key in self.result
 
 
+def _run_play(playbook, tasks, check, diff, environment, cwd):
+    """Run ``tasks`` ([(module name, args)]) in one play; returns (per-task results, output)."""
+    play = [{"hosts": "localhost", "gather_facts": False, "connection": "local",
+             "check_mode": check, "diff": diff,
+             "tasks": [{"name": "module under test %d" % number, "fleet.mtls.%s" % name: args,
+                        "register": "result", "ignore_errors": True}
+                       for number, (name, args) in enumerate(tasks)]}]
+    playbook.write_text(json.dumps(play))
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_COLLECTIONS_PATH": _collections_path(),
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+        "ANSIBLE_NOCOLOR": "1",
+    })
+    env.update(environment or {})
+    proc = subprocess.run([_ansible_playbook(), str(playbook)], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=600, check=False)
+    try:
+        report = json.loads(proc.stdout)
+        results = [task["hosts"]["localhost"] for task in report["plays"][0]["tasks"]]
+        if len(results) != len(tasks):
+            raise ValueError("%d results for %d tasks" % (len(results), len(tasks)))
+    except (ValueError, KeyError, IndexError):
+        raise AssertionError("ansible-playbook gave no task result (rc=%s)\nstdout:\n%s\nstderr:\n%s"
+                             % (proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:]))
+    return results, proc.stdout + proc.stderr
+
+
 @pytest.fixture
 def ansible_module(tmp_path):
-    """Run ``fleet.mtls.<name>`` with ``args``; returns a ModuleRun (dict-like task result)."""
-    counter = [0]
+    """Run ``fleet.mtls.<name>`` with ``args``; returns a ModuleRun (dict-like task result).
+    Safe to call from several threads at once (each call has its own playbook file)."""
+    counter = itertools.count(1)
 
     def run(name, args, check=False, diff=False, environment=None):
-        counter[0] += 1
-        playbook = tmp_path / ("play-%d.yml" % counter[0])
-        task = {"name": "module under test", "fleet.mtls.%s" % name: args, "register": "result",
-                "ignore_errors": True}
-        play = [{"hosts": "localhost", "gather_facts": False, "connection": "local",
-                 "check_mode": check, "diff": diff, "tasks": [task]}]
-        playbook.write_text(json.dumps(play))
-        env = dict(os.environ)
-        env.update({
-            "ANSIBLE_COLLECTIONS_PATH": _collections_path(),
-            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-            "ANSIBLE_LOCALHOST_WARNING": "false",
-            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-            "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-            "ANSIBLE_NOCOLOR": "1",
-        })
-        env.update(environment or {})
-        proc = subprocess.run([_ansible_playbook(), str(playbook)], capture_output=True, text=True,
-                              env=env, cwd=str(tmp_path), timeout=600, check=False)
-        try:
-            report = json.loads(proc.stdout)
-            result = report["plays"][0]["tasks"][0]["hosts"]["localhost"]
-        except (ValueError, KeyError, IndexError):
-            raise AssertionError("ansible-playbook gave no task result (rc=%s)\nstdout:\n%s\nstderr:\n%s"
-                                 % (proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:]))
-        return ModuleRun(result, proc.stdout + proc.stderr)
+        playbook = tmp_path / ("play-%d.yml" % next(counter))
+        results, output = _run_play(playbook, [(name, args)], check, diff, environment, str(tmp_path))
+        return ModuleRun(results[0], output)
+
+    return run
+
+
+@pytest.fixture
+def ansible_tasks(tmp_path):
+    """Run several module tasks ``[(name, args), ...]`` in ONE playbook (one Ansible start-up for a
+    whole table of cases); returns a ModuleRun per task, in order, sharing the playbook output."""
+    counter = itertools.count(1)
+
+    def run(tasks, check=False, diff=False, environment=None):
+        playbook = tmp_path / ("tasks-%d.yml" % next(counter))
+        results, output = _run_play(playbook, list(tasks), check, diff, environment, str(tmp_path))
+        return [ModuleRun(result, output) for result in results]
 
     return run

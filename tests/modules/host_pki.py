@@ -101,12 +101,11 @@ class HostPki:
 
     def provision(self, etc, name, common_name, sans, profile="server", **sign_options):
         """Lay out an issued identity the way csr + install_identity would (without running them,
-        which keeps tests fast): private/NAME.key (0600) and certs/NAME.crt. Returns the leaf PEM."""
+        which keeps tests fast): private/NAME.key (0600), certs/NAME.crt and certs/NAME.chain.pem.
+        Returns the leaf PEM."""
         key = write_new_key(os.path.join(etc, "private", name + ".key"))
-        os.makedirs(os.path.join(etc, "certs"), exist_ok=True)
-        cert_pem, dummy = self.sign_key(key, common_name, sans, profile, **sign_options)
-        with open(os.path.join(etc, "certs", name + ".crt"), "w") as handle:
-            handle.write(cert_pem)
+        cert_pem, chain_pem = self.sign_key(key, common_name, sans, profile, **sign_options)
+        install_files(etc, name, cert_pem, chain_pem)
         return cert_pem
 
     def revoke_with_openssl(self, cert_pem, work_dir):
@@ -121,6 +120,15 @@ class HostPki:
         subprocess.run(["openssl", "ca", "-batch", "-config", config, "-gencrl", "-out", out],
                        check=True, capture_output=True)
         return _read(out) + _read(os.path.join(self.root.directory, "crl.pem"))
+
+
+def install_files(etc, name, cert_pem, chain_pem=None):
+    """certs/NAME.crt and certs/NAME.chain.pem as install_identity writes them (chain: the leaf alone
+    unless given)."""
+    os.makedirs(os.path.join(etc, "certs"), exist_ok=True)
+    for suffix, data in ((".crt", cert_pem), (".chain.pem", chain_pem or cert_pem)):
+        with open(os.path.join(etc, "certs", name + suffix), "w") as handle:
+            handle.write(data)
 
 
 def write_new_key(path):

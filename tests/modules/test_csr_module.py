@@ -13,7 +13,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from host_pki import DAY, HostPki, file_mode, now, public_key_of, public_key_of_key_file, snapshot
+from host_pki import (
+    DAY, HostPki, file_mode, install_files, now, public_key_of, public_key_of_key_file, snapshot)
 
 CN = "web1.example.net"
 SANS = ["DNS:web1.example.net", "IP:192.0.2.10"]
@@ -48,8 +49,7 @@ def read(path):
 
 
 def install_cert(etc, cert_pem, name="web"):
-    with open(paths(etc, name)["crt"], "w") as handle:
-        handle.write(cert_pem)
+    install_files(etc, name, cert_pem)
 
 
 def assert_no_secret(run, *key_paths):
@@ -318,3 +318,48 @@ def test_bad_input_fails_clearly_and_changes_nothing(ansible_module, etc, pki, p
     assert snapshot(etc) == before
     assert "PRIVATE KEY-----\nM" not in run.output
     assert "not-for-hosts" not in run.output
+
+
+def test_ten_concurrent_runs_for_a_new_rsa4096_identity_hand_out_the_key_that_stays(ansible_module, etc):
+    """A timer and a manual run overlapping, ten times over: every CSR handed out must belong to
+    the key that is live afterwards (the runs queue on private/.web.lock and reuse key and CSR)."""
+    results = [None] * 10
+
+    def one(slot):
+        results[slot] = ansible_module("csr", args(etc, key_type="rsa4096"))
+
+    threads = [threading.Thread(target=one, args=(slot,)) for slot in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(600)
+    p = paths(etc)
+    live = public_key_of_key_file(p["key"])
+    for run in results:
+        assert run is not None and not run.get("failed"), run and run.get("msg")
+        assert run["reason"] == "missing" and run["key_path"] == p["key"]
+        assert public_key_of(run["csr"]) == live
+    assert sum(1 for run in results if run["key_created"]) == 1
+    assert len(set(run["csr"] for run in results)) == 1
+    assert sorted(os.listdir(os.path.join(etc, "private"))) == ["web.key"]
+    assert sorted(os.listdir(os.path.join(etc, "certs"))) == ["web.csr"]
+
+
+def test_chain_left_behind_by_a_killed_install_is_reported_and_repaired(ansible_module, etc, pki):
+    """The state the issue found: new leaf beside the old chain.pem. csr must not say valid."""
+    _issued(ansible_module, etc, pki)
+    old_chain = read(os.path.join(etc, "certs", "web.chain.pem"))
+    key = serialization.load_pem_private_key(read(paths(etc)["key"]), None)
+    new_cert, dummy = pki.sign_key(key, CN, SANS)
+    install_cert(etc, new_cert)
+    with open(os.path.join(etc, "certs", "web.chain.pem"), "wb") as handle:
+        handle.write(old_chain)
+    run = ansible_module("csr", args(etc, trust_bundle=pki.trust_bundle_path))
+    assert (run["needs_issue"], run["reason"]) == (True, "files_inconsistent")
+    assert "chain file starts with another certificate" in run["detail"]
+    signed, chain = pki.sign(run["csr"])
+    installed = ansible_module("install_identity", {"name": "web", "dir": etc, "certificate": signed, "chain": chain,
+                                                    "trust_bundle": pki.trust_bundle_path})
+    assert not installed.get("failed"), installed.get("msg")
+    again = ansible_module("csr", args(etc, trust_bundle=pki.trust_bundle_path))
+    assert (again["needs_issue"], again["reason"]) == (False, "valid")

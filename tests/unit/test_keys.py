@@ -72,3 +72,16 @@ def test_traditional_formats_load():
     pkcs1 = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
                               serialization.NoEncryption())
     assert keys.key_type_of(keys.load_private_key(pkcs1)) == "rsa2048"
+
+
+@pytest.mark.parametrize("mode, expected", [(None, 0o600), ("0600", 0o600), ("640", 0o640), (0o400, 0o400),
+                                            ("0440", 0o440)])
+def test_private_key_modes_allowed(mode, expected):
+    assert keys.private_key_mode(mode) == expected
+
+
+@pytest.mark.parametrize("mode", ["0644", "0666", "0660", "0700", "0620", "0604", "0200", "0", "04600", 0o777])
+def test_private_key_modes_refused_with_the_one_message(mode):
+    with pytest.raises(MtlsError, match=r"key_mode \d{4,} is refused for a private key file .*would let others read "
+                                        r"private keys.*choose one of 0600, 0640, 0400, 0440"):
+        keys.private_key_mode(mode, "key_mode")

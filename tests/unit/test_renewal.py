@@ -238,7 +238,7 @@ def test_precedence_chain(ca):
     exp.sans = ["DNS:old.example.net"]
     assert needs_issue(cert, key, exp, now=NOW - 10 * DAY)[1] == "renewal_window"
     assert needs_issue(cert, key, exp, now=later_now)[1] == "valid"
-    assert renewal.REASONS[:4] == ("missing", "unreadable", "key_missing", "key_mismatch")
+    assert renewal.REASONS[:5] == ("missing", "unreadable", "key_missing", "key_mismatch", "files_inconsistent")
 
 
 def test_expected_rejects_bad_settings():
@@ -269,3 +269,27 @@ def test_host_layout_paths():
     assert layout.csr == "/etc/mtls/certs/web.csr"
     assert layout.trust_bundle == "/etc/mtls/trust-bundle.pem"
     assert layout.crl == "/etc/mtls/crl.pem"
+
+
+def test_files_inconsistent_when_the_chain_does_not_start_with_the_leaf():
+    ca = make_ca()
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert, dummy = make_leaf(ca, key=key)
+    other, dummy = make_leaf(ca, key=key)
+    exp = Expected(common_name="web1.example.net", sans=["DNS:web1.example.net"], profile="server")
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    ca_pem = ca[0].public_bytes(serialization.Encoding.PEM)
+    assert needs_issue(cert, key, exp, now=NOW)[1] == "valid"  # chain not passed: not checked
+    assert needs_issue(cert, key, exp, now=NOW, chain=pem + ca_pem)[1] == "valid"
+    for chain, detail in ((None, "missing"), (b"garbage", "unreadable"),
+                          (other.public_bytes(serialization.Encoding.PEM) + ca_pem, "starts with another")):
+        decision = needs_issue(cert, key, exp, now=NOW, chain=chain)
+        assert (decision.needs, decision.reason) == (True, "files_inconsistent")
+        assert detail in decision.detail
+    # A wrong key is the more fundamental reason.
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    assert needs_issue(cert, stranger, exp, now=NOW, chain=None)[1] == "key_mismatch"
+
+
+def test_host_layout_lock_beside_the_key():
+    assert renewal.HostLayout("/etc/mtls", "web").lock == "/etc/mtls/private/.web.lock"
