@@ -12,9 +12,21 @@ from ansible_collections.fleet.mtls.plugins.module_utils import report as report
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 
 
+def _days_from_text(value):
+    """Playbook variables given with -e are strings: a number in text becomes that number;
+    anything else is passed on for the library to refuse with its message."""
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return value
+    return value
+
+
 def fleet_report(hosts, ca=None, warn_days=30, crl_warn_days=2, now=None):
     try:
-        report = report_lib.build_report(hosts, ca=ca, warn_days=warn_days, crl_warn_days=crl_warn_days, now=now)
+        report = report_lib.build_report(hosts, ca=ca, warn_days=_days_from_text(warn_days),
+                                         crl_warn_days=_days_from_text(crl_warn_days), now=now)
     except MtlsError as exc:
         raise AnsibleFilterError("fleet.mtls.fleet_report: %s" % exc)
     return {

@@ -397,3 +397,16 @@ def test_filter_plugin_wraps_errors_for_ansible():
         filters["fleet_report"]([], warn_days=-3)
     rendered = filters["fleet_report"]([], now="2026-06-01T12:00:00Z")
     assert set(rendered) == {"report", "table", "json", "prometheus"}
+
+
+def test_filter_plugin_reads_days_given_as_text_and_refuses_other_text():
+    """-e mtls_report_warn_days=14 arrives as a string; a typo must fail, never become 0 days."""
+    from ansible.errors import AnsibleFilterError
+    from ansible_collections.fleet.mtls.plugins.filter.report import FilterModule
+
+    fleet_report = FilterModule().filters()["fleet_report"]
+    rendered = fleet_report([], warn_days="14", crl_warn_days=" 0.5 ", now="2026-06-01T12:00:00Z")
+    assert (rendered["report"]["warn_days"], rendered["report"]["crl_warn_days"]) == (14.0, 0.5)
+    for bad in ("two weeks", "", "-1"):
+        with pytest.raises(AnsibleFilterError, match="fleet.mtls.fleet_report: warn_days must be a number of days"):
+            fleet_report([], warn_days=bad, now="2026-06-01T12:00:00Z")
