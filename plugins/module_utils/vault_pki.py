@@ -34,6 +34,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -71,6 +72,43 @@ MAX_BACKOFF = 8.0
 _REQUEST_KEYS = ("identity", "host", "csr", "profile", "sans", "common_name", "validity_days")
 # Statuses worth another try: rate limited, and the server side of an election or a restart.
 _RETRY_STATUSES = (412, 429, 500, 502, 503, 504)
+
+
+def _from_environment(*names):
+    for name in names:
+        if os.environ.get(name):
+            return os.environ[name]
+    return None
+
+
+def connection_spec():
+    """argument_spec entries of the connection options every vault module shares."""
+    return dict(
+        url=dict(type="list", elements="str"),
+        mount=dict(type="str", default="pki"),
+        token=dict(type="str", no_log=True),
+        role_id=dict(type="str"),
+        secret_id=dict(type="str", no_log=True),
+        approle_mount=dict(type="str", default="approle"),
+        namespace=dict(type="str"),
+        ca_file=dict(type="path"),
+        timeout=dict(type="int", default=30),
+        retries=dict(type="int", default=5),
+    )
+
+
+def connect(params):
+    """VaultPKI from module parameters; unset ones come from VAULT_* / BAO_* like the bao/vault CLIs."""
+    urls = params.get("url") or _from_environment("VAULT_ADDR", "BAO_ADDR")
+    role_id = params.get("role_id")
+    # An explicit AppRole login wins over a token from the environment.
+    token = params.get("token") or (None if role_id else _from_environment("VAULT_TOKEN", "BAO_TOKEN"))
+    return VaultPKI(urls, mount=params.get("mount") or "pki", token=token, role_id=role_id,
+                    secret_id=params.get("secret_id"), approle_mount=params.get("approle_mount") or "approle",
+                    namespace=params.get("namespace") or _from_environment("VAULT_NAMESPACE", "BAO_NAMESPACE"),
+                    ca_file=params.get("ca_file") or _from_environment("VAULT_CACERT", "BAO_CACERT"),
+                    timeout=params.get("timeout") or 30,
+                    retries=DEFAULT_RETRIES if params.get("retries") is None else params["retries"])
 
 
 class _Refused(Exception):

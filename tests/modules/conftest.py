@@ -93,6 +93,15 @@ def ansible_module(tmp_path):
 _FIXTURES = os.path.join(REPO, "tests", "fixtures")
 
 
+def import_library(name):
+    """A plugins/module_utils module of this checkout, for fixtures that prepare state directly."""
+    import importlib  # pylint: disable=import-outside-toplevel
+    root = _collections_path()
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    return importlib.import_module("ansible_collections.fleet.mtls.plugins.module_utils." + name)
+
+
 def openbao_harness():
     """The tests/fixtures/openbao.py module, or skip the test when bao or hvac is absent."""
     if _FIXTURES not in sys.path:
