@@ -169,9 +169,9 @@ class VaultPKI:
         if not token and not (role_id and secret_id):
             raise MtlsError("no OpenBao/Vault credentials: give token (or VAULT_TOKEN / BAO_TOKEN), or "
                             "role_id and secret_id for AppRole")
-        for name, value in (("retries", retries), ("timeout", timeout)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0 or (name == "timeout" and value == 0):
-                raise MtlsError("%s must be a positive number, got %r" % (name, value))
+        for name, value, least in (("retries", retries, 0), ("timeout", timeout, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise MtlsError("%s must be a whole number of at least %d, got %r" % (name, least, value))
         self.urls = urls
         self.mount = mount
         self.namespace = namespace or None
