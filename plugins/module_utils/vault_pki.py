@@ -461,8 +461,8 @@ def check_role(pki, profile, name, role):
 def _not_after_limit(plans, issuer_cert, truncate_to_issuer, now):
     issuer_end = not_valid_after(issuer_cert)
     if issuer_end <= now:
-        raise MtlsError("the issuing CA %s expired on %s" % (subject_string(issuer_cert.subject),
-                                                               isoformat(issuer_end)))
+        raise MtlsError("the issuing CA %s expired on %s"
+                        % (subject_string(issuer_cert.subject), isoformat(issuer_end)))
     for plan in plans:
         end = now + datetime.timedelta(days=plan.validity_days)
         if end > issuer_end:
@@ -564,8 +564,8 @@ def sign_requests(pki, requests, roles=None, validity_days=DEFAULT_VALIDITY_DAYS
             stop.set()
             if exc.message.startswith(plan.label()):
                 raise
-            raise plan.error(exc.message, **dict((k, v) for k, v in exc.details.items()
-                                                  if k not in ("request", "identity", "host")))
+            details = dict((k, v) for k, v in exc.details.items() if k not in ("request", "identity", "host"))
+            raise plan.error(exc.message, **details)
         if not cert_pem.endswith("\n"):
             cert_pem += "\n"
         return cert, cert_pem

@@ -8,7 +8,7 @@ Run from the repository root with the venv's python (ansible-playbook and bao fr
 Starts one OpenBao node (raft storage, TLS on loopback, not dev mode), prepares its mount with the
 library, and times, --repeat times each (median reported), one fleet.mtls.vault_certificate task
 signing --count EC P-256 CSRs per --concurrency value, and, in the same run on the same CSRs, one
-fleet.mtls.certificate task (the local backend). Task times come from the play's own timer
+fleet.mtls.certificate task (the local backend), and sign_requests alone (no Ansible). Task times come from the play's own timer
 (callback_plugins/bench_task_times.py); the machine's load average is recorded before and after.
 Prints a JSON report and a Markdown table.
 """
@@ -22,6 +22,7 @@ import platform
 import statistics
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -51,6 +52,16 @@ def bench_local(work, requests_file):
         requests_file)
 
 
+def bench_library(bao, requests, concurrency):
+    """sign_requests alone (no Ansible): the engine's and the client library's share of a task."""
+    pki = vault_pki.VaultPKI(bao.url, token=bao.root_token, ca_file=bao.ca_file)
+    started = time.perf_counter()
+    outcome = vault_pki.sign_requests(pki, requests, concurrency=concurrency)
+    elapsed = time.perf_counter() - started
+    assert len(outcome.certificates) == len(requests)
+    return elapsed, elapsed
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=1000)
@@ -62,10 +73,10 @@ def main():
     work = tempfile.mkdtemp(prefix="bench-vault-")
     csrs = bench_issuance.make_csrs(options.count)
     requests_file = os.path.join(work, "requests.json")
+    requests = [{"identity": "web", "host": "host%04d" % n, "csr": csr, "common_name": "host%04d.bench.example" % n}
+                for n, csr in enumerate(csrs)]
     with open(requests_file, "w") as handle:
-        json.dump({"bench_requests": [{"identity": "web", "host": "host%04d" % n, "csr": csr,
-                                       "common_name": "host%04d.bench.example" % n}
-                                      for n, csr in enumerate(csrs)]}, handle)
+        json.dump({"bench_requests": requests}, handle)
     load_before = os.getloadavg()
     with openbao.OpenBaoCluster(os.path.join(work, "openbao"), nodes=1) as bao:
         pki = vault_pki.VaultPKI(bao.url, token=bao.root_token, ca_file=bao.ca_file)
@@ -73,10 +84,12 @@ def main():
         runs = {"local": []}
         for concurrency in options.concurrency:
             runs["vault_c%d" % concurrency] = []
+            runs["vault_library_c%d" % concurrency] = []
         for dummy in range(options.repeat):
             runs["local"].append(bench_local(work, requests_file))
             for concurrency in options.concurrency:
                 runs["vault_c%d" % concurrency].append(bench_vault(work, bao, requests_file, concurrency))
+                runs["vault_library_c%d" % concurrency].append(bench_library(bao, requests, concurrency))
         startup = bao.startup_seconds
     load_after = os.getloadavg()
     report = {"count": options.count, "repeat": options.repeat, "cpus": os.cpu_count(),

@@ -206,8 +206,8 @@ def test_truncate_to_issuer_ends_the_leaf_with_its_issuer(ansible_module, bao):
 
 
 def test_role_taking_names_from_the_csr_is_refused(ansible_module, bao):
-    bao.client().write_data("pki/roles/loose", data={"allow_any_name": True, "use_csr_sans": True,
-                                                      "server_flag": True, "client_flag": False})
+    loose = {"allow_any_name": True, "use_csr_sans": True, "server_flag": True, "client_flag": False}
+    bao.client().write_data("pki/roles/loose", data=loose)
     _fails_with_nothing_signed(ansible_module, bao, "PKI role loose (profile server) on mount pki does not follow "
                                "the signer policy: use_csr_sans must be false", roles={"server": "loose"})
 
