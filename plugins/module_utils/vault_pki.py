@@ -727,7 +727,7 @@ class MountPreparation:
     def import_bundle(self, issuers, key_pem, chain_certs, name):
         """Import the local issuing CA (key + chain) unless the mount already has it."""
         pki = self.pki
-        have = dict((_fingerprint(cert), issuer_id) for issuer_id, (n, cert, d) in issuers.items())
+        have = dict((_fingerprint(cert), issuer_id) for issuer_id, (dummy, cert, dummy2) in issuers.items())
         issuing = chain_certs[0]
         if _fingerprint(issuing) in have and all(_fingerprint(c) in have for c in chain_certs):
             issuer_id = have[_fingerprint(issuing)]
