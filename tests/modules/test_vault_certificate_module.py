@@ -1,0 +1,232 @@
+# -*- coding: utf-8 -*-
+"""fleet.mtls.vault_certificate through ansible-playbook, against a real OpenBao server (raft, TLS)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from conftest import import_library, openbao_harness
+from vault_helpers import CSR_NAMES, DOMAIN_POLICY, connection, make_csr, signing_policy_hcl, stored_serials
+
+RESULT_KEYS = {"identity", "host", "profile", "subject", "sans", "serial", "certificate", "not_before",
+               "not_after"}
+
+
+@pytest.fixture(scope="module")
+def bao(openbao_server):
+    """The module's server with the fleet mount prepared by the library (the mount module has its own tests)."""
+    vault_pki = import_library("vault_pki")
+    pki = vault_pki.VaultPKI(openbao_server.url, token=openbao_server.root_token, ca_file=openbao_server.ca_file)
+    vault_pki.prepare_mount(pki, role_policy=DOMAIN_POLICY)
+    client = openbao_server.client()
+    client.sys.create_or_update_policy("fleet-signing", signing_policy_hcl())
+    client.sys.create_or_update_policy("read-only", 'path "pki/issuer/+/json" { capabilities = ["read"] }\n'
+                                                    'path "pki/roles/*" { capabilities = ["read"] }\n')
+    return openbao_server
+
+
+def sign(ansible_module, cluster, requests, check=False, diff=False, **options):
+    args = connection(cluster, **options.pop("connection", {}))
+    args.update(options)
+    args["requests"] = requests
+    return ansible_module("vault_certificate", args, check=check, diff=diff)
+
+
+def web_requests():
+    return [
+        {"identity": "web", "host": "web1", "csr": make_csr(), "common_name": "web1.example.com",
+         "sans": ["DNS:web1.example.com", "IP:192.0.2.10", "URI:spiffe://example.com/web"]},
+        {"identity": "agent", "host": "web1", "csr": make_csr(), "profile": "client"},
+        {"identity": "both", "host": "web2", "csr": make_csr(), "profile": "server_client",
+         "common_name": "web2.example.com", "validity_days": 30},
+    ]
+
+
+def load(pem):
+    return x509.load_pem_x509_certificate(pem.encode())
+
+
+def eku(cert):
+    return set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+
+
+def sans(cert):
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return sorted(str(getattr(name, "value", name)) for name in ext)
+
+
+def test_signs_a_batch_with_profiles_and_declared_names(ansible_module, bao):
+    run = sign(ansible_module, bao, web_requests(), diff=True)
+    assert not run.get("failed"), run.get("msg")
+    assert run["changed"] is True and run["issued"] == 3
+    web, agent, both = run["certificates"]
+    assert all(set(entry) == RESULT_KEYS for entry in run["certificates"])
+    assert (web["identity"], web["host"], agent["identity"], both["host"]) == ("web", "web1", "agent", "web2")
+    web_cert, agent_cert, both_cert = load(web["certificate"]), load(agent["certificate"]), load(both["certificate"])
+    assert web_cert.subject.rfc4514_string() == "CN=web1.example.com"
+    assert sans(web_cert) == sorted(["web1.example.com", "192.0.2.10", "spiffe://example.com/web"])
+    assert web["sans"] == ["DNS:web1.example.com", "IP:192.0.2.10", "URI:spiffe://example.com/web"]
+    assert eku(web_cert) == {ExtendedKeyUsageOID.SERVER_AUTH}
+    assert agent_cert.subject.rfc4514_string() == "CN=agent" and sans(agent_cert) == []
+    assert eku(agent_cert) == {ExtendedKeyUsageOID.CLIENT_AUTH}
+    assert eku(both_cert) == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
+    for cert in (web_cert, agent_cert, both_cert):
+        assert not any(name in cert.subject.rfc4514_string() or name in sans(cert) for name in CSR_NAMES)
+    assert web["serial"] == "%x" % web_cert.serial_number
+    lifetime = both_cert.not_valid_after_utc - both_cert.not_valid_before_utc
+    assert 30 * 86400 <= lifetime.total_seconds() <= 30 * 86400 + 600
+    issuer = load(run["ca_chain"])
+    assert issuer.subject == web_cert.issuer and run["issuer"] == "CN=fleet.mtls issuing CA"
+    issuer.public_key().verify(web_cert.signature, web_cert.tbs_certificate_bytes,
+                               ec.ECDSA(web_cert.signature_hash_algorithm))
+    assert run["diff"]["after"]["issued"] == ["web1/web", "web1/agent", "web2/both"]
+    assert bao.root_token not in run.output
+
+
+def test_check_mode_signs_nothing(ansible_module, bao):
+    before = stored_serials(bao.client())
+    run = sign(ansible_module, bao, web_requests(), check=True)
+    assert not run.get("failed"), run.get("msg")
+    assert run["changed"] is True and run["issued"] == 3
+    assert all(entry["certificate"] is None and entry["serial"] is None for entry in run["certificates"])
+    assert stored_serials(bao.client()) == before
+
+
+def test_empty_batch_is_no_change(ansible_module, bao):
+    run = sign(ansible_module, bao, [])
+    assert not run.get("failed") and run["changed"] is False and run["certificates"] == []
+
+
+def test_token_with_the_documented_policy_signs(ansible_module, bao):
+    token = bao.client().auth.token.create(policies=["fleet-signing"], no_default_policy=True, ttl="10m")
+    run = sign(ansible_module, bao, web_requests()[:1], connection={"token": token["auth"]["client_token"]})
+    assert not run.get("failed"), run.get("msg")
+    assert run["issued"] == 1
+    assert token["auth"]["client_token"] not in run.output
+
+
+def test_token_without_sign_permission_is_refused_naming_the_request(ansible_module, bao):
+    token = bao.client().auth.token.create(policies=["read-only"], ttl="10m")["auth"]["client_token"]
+    before = stored_serials(bao.client())
+    run = sign(ansible_module, bao, web_requests()[:1], connection={"token": token})
+    assert run.get("failed")
+    assert "request 1 (identity web on host web1)" in run["msg"]
+    assert "permission denied" in run["msg"]
+    assert stored_serials(bao.client()) == before
+    assert token not in run.output
+
+
+def test_approle_login_signs_and_hides_the_secret_id(ansible_module, bao):
+    client = bao.client()
+    if "approle/" not in client.sys.list_auth_methods()["data"]:
+        client.sys.enable_auth_method("approle")
+    client.auth.approle.create_or_update_approle("fleet", token_policies=["fleet-signing"], token_ttl="10m")
+    role_id = client.auth.approle.read_role_id("fleet")["data"]["role_id"]
+    secret_id = client.auth.approle.generate_secret_id("fleet")["data"]["secret_id"]
+    args = {"url": [bao.url], "ca_file": bao.ca_file, "role_id": role_id, "secret_id": secret_id,
+            "requests": web_requests()[1:2]}
+    run = ansible_module("vault_certificate", args)
+    assert not run.get("failed"), run.get("msg")
+    assert run["issued"] == 1 and load(run["certificates"][0]["certificate"]).subject.rfc4514_string() == "CN=agent"
+    assert secret_id not in run.output
+
+
+def _fails_with_nothing_signed(ansible_module, bao, message, requests=None, **options):
+    before = stored_serials(bao.client())
+    run = sign(ansible_module, bao, requests or web_requests(), **options)
+    assert run.get("failed"), run.result
+    assert message in run["msg"], run["msg"]
+    assert "Traceback" not in run["msg"]
+    assert stored_serials(bao.client()) == before
+    return run
+
+
+def test_wrong_token(ansible_module, bao):
+    _fails_with_nothing_signed(ansible_module, bao, "token was refused", connection={"token": "s.not-a-token"})
+
+
+def test_expired_token(ansible_module, bao):
+    token = bao.client().auth.token.create(policies=["fleet-signing"], ttl="1s", explicit_max_ttl="1s")
+    time.sleep(2.5)
+    _fails_with_nothing_signed(ansible_module, bao, "invalid, expired or revoked",
+                               connection={"token": token["auth"]["client_token"]})
+
+
+def test_unreachable_url(ansible_module, bao):
+    harness = openbao_harness()
+    url = "https://127.0.0.1:%d" % harness.free_port()
+    run = _fails_with_nothing_signed(ansible_module, bao, "cannot reach %s: connection refused" % url,
+                                     connection={"url": [url]}, retries=1)
+    assert "after 2 attempts" in run["msg"]
+
+
+def test_wrong_ca_file_for_the_servers_tls(ansible_module, bao, tmp_path):
+    harness = openbao_harness()
+    other_ca = harness.make_tls_material(str(tmp_path), "some other CA")[0]
+    run = _fails_with_nothing_signed(ansible_module, bao, "TLS verification of %s failed" % bao.url,
+                                     connection={"ca_file": other_ca})
+    assert other_ca in run["msg"]
+
+
+def test_role_that_forbids_the_san(ansible_module, bao):
+    requests = web_requests()[:1]
+    requests[0]["sans"] = ["DNS:web1.example.com", "DNS:web1.example.org"]
+    run = _fails_with_nothing_signed(ansible_module, bao, "request 1 (identity web on host web1)",
+                                     requests=requests)
+    assert "web1.example.org not allowed by this role" in run["msg"]
+    assert run["identity"] == "web" and run["host"] == "web1"
+
+
+def test_mount_missing(ansible_module, bao):
+    _fails_with_nothing_signed(ansible_module, bao, "mount pki-missing has no issuer",
+                               connection={"mount": "pki-missing"})
+
+
+def test_ttl_beyond_the_issuer(ansible_module, bao):
+    requests = web_requests()
+    requests[2]["validity_days"] = 5000
+    run = _fails_with_nothing_signed(ansible_module, bao, "request 3 (identity both on host web2): "
+                                     "validity_days=5000 would end on", requests=requests)
+    assert "after the issuing CA expires" in run["msg"]
+
+
+def test_truncate_to_issuer_ends_the_leaf_with_its_issuer(ansible_module, bao):
+    run = sign(ansible_module, bao, web_requests()[1:2], validity_days=5000, truncate_to_issuer=True)
+    assert not run.get("failed"), run.get("msg")
+    leaf, issuer = load(run["certificates"][0]["certificate"]), load(run["ca_chain"])
+    assert leaf.not_valid_after_utc == issuer.not_valid_after_utc
+
+
+def test_role_taking_names_from_the_csr_is_refused(ansible_module, bao):
+    loose = {"allow_any_name": True, "use_csr_sans": True, "server_flag": True, "client_flag": False}
+    bao.client().write_data("pki/roles/loose", data=loose)
+    _fails_with_nothing_signed(ansible_module, bao, "PKI role loose (profile server) on mount pki does not follow "
+                               "the signer policy: use_csr_sans must be false", roles={"server": "loose"})
+
+
+def test_bad_request_fails_before_contacting_the_engine(ansible_module, bao):
+    requests = web_requests()
+    requests[1]["identity"] = "../escape"
+    _fails_with_nothing_signed(ansible_module, bao, "request 2 (identity ../escape on host web1): invalid identity",
+                               requests=requests)
+
+
+def test_sealed_server(ansible_module, bao):
+    before = stored_serials(bao.client())
+    bao.seal()
+    try:
+        run = sign(ansible_module, bao, web_requests(), retries=1)
+    finally:
+        bao.unseal(bao.nodes[0])
+        bao.leader()
+    assert run.get("failed")
+    assert "%s is sealed: unseal it" % bao.url in run["msg"], run["msg"]
+    assert stored_serials(bao.client()) == before

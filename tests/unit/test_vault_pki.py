@@ -1,0 +1,132 @@
+"""vault_pki: the parts that decide without an engine (request planning, role checks, settings)."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from ansible_collections.fleet.mtls.plugins.module_utils import vault_pki
+from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
+
+
+def csr_pem():
+    key = ec.generate_private_key(ec.SECP256R1())
+    return (x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "from-csr.example.net")]))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("from-csr.example.net")]), critical=False)
+            .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode())
+
+
+def plan(**request):
+    request.setdefault("identity", "web")
+    request.setdefault("csr", csr_pem())
+    return vault_pki.plan_vault_request(request, 1, 90, None)
+
+
+def test_names_come_from_the_declaration_never_from_the_csr():
+    planned = plan(common_name="web1.example.com", sans=["IP:192.0.2.1", "URI:spiffe://example.com/web"])
+    assert planned.common_name == "web1.example.com"
+    assert planned.sans == ["IP:192.0.2.1", "URI:spiffe://example.com/web", "DNS:web1.example.com"]
+    body = planned.body()
+    assert body["alt_names"] == "web1.example.com" and body["ip_sans"] == "192.0.2.1"
+    assert body["uri_sans"] == "spiffe://example.com/web" and body["exclude_cn_from_sans"] is True
+    assert body["ttl"] == "2160h" and "from-csr" not in str(body["common_name"]) + body["alt_names"]
+    client = plan(profile="client")
+    assert client.common_name == "web" and client.sans == []
+
+
+def test_truncated_leaf_sends_not_after_instead_of_ttl():
+    body = plan(profile="client").body("2027-01-01T00:00:00Z")
+    assert body["not_after"] == "2027-01-01T00:00:00Z" and "ttl" not in body
+
+
+@pytest.mark.parametrize("request_, message", [
+    ({"identity": "../x"}, "invalid identity name"),
+    ({"host": "a/b"}, "invalid host"),
+    ({"profile": "admin"}, "unknown profile"),
+    ({"csr": None}, "csr is missing"),
+    ({"validity_days": 0}, "validity_days must be a positive"),
+    ({"sans": "DNS:x.example.com"}, "sans must be a list"),
+    ({"common_name": "not a host name"}, "is not a DNS name or IP address"),
+    ({"generate_keys": True}, "unknown request keys generate_keys"),
+])
+def test_bad_requests_name_the_request(request_, message):
+    with pytest.raises(MtlsError) as caught:
+        plan(**request_)
+    assert caught.value.message.startswith("request 1 (identity ")
+    assert message in caught.value.message
+
+
+class _Mount:
+    mount = "pki"
+
+
+GOOD_ROLE = {"use_csr_sans": False, "use_csr_common_name": False, "server_flag": True, "client_flag": False}
+
+
+def test_a_role_following_the_signer_policy_passes():
+    vault_pki.check_role(_Mount(), "server", "fleet-server", dict(GOOD_ROLE))
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"use_csr_sans": True}, "use_csr_sans must be false"),
+    ({"use_csr_common_name": True}, "use_csr_common_name must be false"),
+    ({"client_flag": True}, "client_flag must be false"),
+    ({"ext_key_usage": ["CodeSigning"]}, "no extended key usage beyond"),
+])
+def test_roles_breaking_the_signer_policy_are_refused(change, message):
+    with pytest.raises(MtlsError) as caught:
+        vault_pki.check_role(_Mount(), "server", "fleet-server", dict(GOOD_ROLE, **change))
+    assert message in caught.value.message
+
+
+def test_missing_role_is_named():
+    with pytest.raises(MtlsError, match="PKI role fleet-client \\(profile client\\) does not exist on mount pki"):
+        vault_pki.check_role(_Mount(), "client", "fleet-client", None)
+
+
+def test_role_definition_per_profile():
+    both = vault_pki.role_definition("server_client", {"allowed_domains": ["example.com"]})
+    assert (both["server_flag"], both["client_flag"], both["use_csr_sans"]) == (True, True, False)
+    assert both["allowed_domains"] == ["example.com"]
+    with pytest.raises(MtlsError, match="unknown PKI role settings allow_everything"):
+        vault_pki.role_definition("server", {"allow_everything": True})
+
+
+def test_engine_durations_compare_in_either_form():
+    assert vault_pki._differences({"max_ttl": "2160h", "not_before_duration": "300s"},
+                                  {"max_ttl": 7776000, "not_before_duration": 300}) == []
+    assert vault_pki._differences({"allowed_domains": ["a", "b"]}, {"allowed_domains": ["b", "a"]}) == []
+    assert vault_pki._differences({"allow_ip_sans": True}, {"allow_ip_sans": False}) == ["allow_ip_sans"]
+
+
+def test_connection_settings_from_the_environment(monkeypatch):
+    monkeypatch.setenv("BAO_ADDR", "https://127.0.0.1:8200")
+    monkeypatch.setenv("BAO_TOKEN", "env-token")
+    monkeypatch.delenv("VAULT_ADDR", raising=False)
+    monkeypatch.delenv("VAULT_TOKEN", raising=False)
+    pki = vault_pki.connect({})
+    assert pki.urls == ["https://127.0.0.1:8200"] and pki.mount == "pki"
+    approle = vault_pki.connect({"role_id": "r", "secret_id": "s"})
+    assert approle._token is None
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"urls": []}, "no OpenBao/Vault URL"),
+    ({"urls": "127.0.0.1:8200"}, "must start with https://"),
+    ({"mount": "/pki/"}, "invalid PKI mount"),
+    ({"token": None}, "no OpenBao/Vault credentials"),
+    ({"retries": -1}, "retries must be a whole number of at least 0"),
+])
+def test_bad_connection_settings(settings, message):
+    arguments = dict({"urls": "https://127.0.0.1:8200", "token": "t"}, **settings)
+    with pytest.raises(MtlsError, match=message):
+        vault_pki.VaultPKI(**arguments)
+
+
+def test_concurrency_is_bounded():
+    with pytest.raises(MtlsError, match="concurrency must be between 1 and 64"):
+        vault_pki.sign_requests(None, [], concurrency=0)
