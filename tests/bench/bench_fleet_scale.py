@@ -43,12 +43,13 @@ taken between medians of the same invocation only.
 Bounded: a run still going after --max-seconds is killed (its process group) and recorded as
 timed_out; the runs after it in the same chain (fleet.mtls runs depend on site_first, cc_rerun on
 cc_first) are recorded as skipped. Before a larger size, each run kind's time is extrapolated from
-the sizes already measured (linear fit through the last two, or proportional from one); a run
+the sizes already measured (linear fit through the last two; nothing is predicted from one); a run
 predicted to exceed --max-seconds is recorded as skipped with the prediction instead of being
 started (--run-all starts it anyway).
 
-Defaults: sizes 10,100,1000, repeat 1, forks min(N, 50), max-seconds 1200. That is what `make bench`
-(tools/bench.sh, no arguments) runs. On the code of 2026-12-02 (about 1.5-2.5 s of wall time per host
+Defaults: sizes 10,100,1000, repeat 1, forks min(N, 50), max-seconds 1200, and no run started once
+--max-total-seconds (3600) have passed since the first, so the whole script ends within about
+max-total-seconds + max-seconds. That is what `make bench` (tools/bench.sh, no arguments) runs. On the code of 2026-12-02 (about 1.5-2.5 s of wall time per host
 and run on the shared 2-core machine) N=10 takes about 3 minutes, N=100 about 20-30 minutes, and
 N=1000 is skipped as predicted over 1200 s per run; once the playbooks are faster it runs by itself.
 
@@ -269,15 +270,14 @@ def ratios(summary, metric="wall_seconds"):
 
 def predict(points, size):
     """Seconds at ``size`` from measured (size, seconds) points: linear fit through the two largest
-    sizes (never below proportional growth from the largest when the fit would shrink), or
-    proportional from a single point; None without points."""
+    sizes, or proportional growth from the largest when the fit would shrink. None with fewer than
+    two points: at small sizes the fixed cost of a playbook run dominates, so one point says
+    nothing about the per-host cost."""
     points = sorted(points)
-    if not points:
+    if len(points) < 2:
         return None
     n1, t1 = points[-1]
     proportional = t1 * size / float(n1)
-    if len(points) == 1:
-        return proportional
     n0, t0 = points[-2]
     slope = (t1 - t0) / float(n1 - n0)
     linear = t1 + slope * (size - n1)
@@ -565,6 +565,8 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=1, help="rounds per size; medians reported (default 1)")
     parser.add_argument("--forks", type=int, help="ansible forks (default min(N, 50) per size)")
     parser.add_argument("--max-seconds", type=int, default=1200, help="kill a run after this long (default 1200)")
+    parser.add_argument("--max-total-seconds", type=int, default=3600,
+                        help="start no run once this much time has passed since the first (default 3600)")
     parser.add_argument("--run-all", action="store_true",
                         help="start runs predicted to exceed --max-seconds instead of skipping them")
     parser.add_argument("--json", default=os.path.join(REPO, ".build", "bench", "fleet-scale.json"))
@@ -584,6 +586,7 @@ def main(argv=None):
     work = tempfile.mkdtemp(prefix="fleet-mtls-scale-")
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     rounds = []
+    deadline = time.monotonic() + args.max_total_seconds
     try:
         for number in range(args.repeat):
             round_ = {}
@@ -593,6 +596,8 @@ def main(argv=None):
                 fleet = Fleet(work, size, forks[size], env, args.max_seconds, helpers)
                 for kind in kinds:
                     reason = _skip_reason(kind, size, round_, rounds, args)
+                    if not reason and time.monotonic() > deadline:
+                        reason = "--max-total-seconds %d used up" % args.max_total_seconds
                     if reason:
                         round_[size][kind] = {"status": "skipped", "reason": reason}
                         print("round %d N=%d %s: skipped (%s)" % (number + 1, size, kind, reason), flush=True)
@@ -617,6 +622,7 @@ def main(argv=None):
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "ansible_core": _ansible_version()},
         "settings": {"sizes": sizes, "repeat": args.repeat, "forks": forks, "max_seconds": args.max_seconds,
+                     "max_total_seconds": args.max_total_seconds,
                      "run_all": args.run_all, "due_hosts_per_size": dict((s, len(due_hosts(host_names(s)))) for s in sizes),
                      "memory_reported": "peak_tree_pss_mb: peak sum of PSS of the run's whole process tree, sampled "
                                         "every 0.5 s; max_single_rss_mb: ru_maxrss of the largest single process"},
