@@ -371,8 +371,8 @@ def _cell(entry):
     if entry["status"] != "ok":
         return entry["status"].replace("_", " ") + (" (%s)" % entry["reason"] if entry.get("reason") else "")
     mem = entry.get("peak_tree_pss_mb")
-    return "%.0f s · %.0f CPU s · %s MB" % (entry["wall_seconds"], entry["cpu_seconds"],
-                                             "%.0f" % mem if mem is not None else "?")
+    mem_text = "%.0f" % mem if mem is not None else "?"
+    return "%.0f s · %.0f CPU s · %s MB" % (entry["wall_seconds"], entry["cpu_seconds"], mem_text)
 
 
 def markdown_table(summary, forks):
