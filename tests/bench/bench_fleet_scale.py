@@ -4,7 +4,8 @@
 Run from the repository root with the venv's python (ansible-playbook is taken from beside it):
 
     python tests/bench/bench_fleet_scale.py [--sizes 10,100,1000] [--repeat 1] [--forks N]
-                                            [--max-seconds 1200] [--run-all]
+                                            [--max-seconds 1200] [--max-total-seconds 3600]
+                                            [--kinds rotate_noop,...] [--run-all] [--keep]
 
 For every size N it simulates a fleet on this machine: N client hosts (group ``mtls_clients``,
 ``ansible_connection: local``, each host its own ``mtls_dir`` under a temporary directory) and one CA
@@ -49,9 +50,10 @@ started (--run-all starts it anyway).
 
 Defaults: sizes 10,100,1000, repeat 1, forks min(N, 50), max-seconds 1200, and no run started once
 --max-total-seconds (3600) have passed since the first, so the whole script ends within about
-max-total-seconds + max-seconds. That is what `make bench` (tools/bench.sh, no arguments) runs. On the code of 2026-12-02 (about 1.5-2.5 s of wall time per host
-and run on the shared 2-core machine) N=10 takes about 3 minutes, N=100 about 20-30 minutes, and
-N=1000 is skipped as predicted over 1200 s per run; once the playbooks are faster it runs by itself.
+max-total-seconds + max-seconds. That is what `make bench` (tools/bench.sh, no arguments) runs. On the
+code of 2026-12-02 (about 3 CPU seconds per host and run) on the shared 2-core machine, N=10 took about
+10 minutes and N=100 35-45 minutes, and N=1000 is skipped as predicted over 1200 s per run; once the
+playbooks are faster it runs by itself. Figures and how to read them: docs/performance.md.
 
 community.crypto comes from the pinned PyPI package `ansible` in requirements-dev.txt (it carries
 community.crypto 3.x), so the venv `make bench` uses already has it; the script checks for it and
