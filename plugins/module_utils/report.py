@@ -300,7 +300,7 @@ def _rotation_summary(rotation_file):
     """Where the CA rotation stands, from rotation.json (``rotation`` is null between rotations)."""
     rotation_file = rotation_file or {}
     rotation = rotation_file.get("rotation") or {}
-    phase = rotation.get("phase") or rotation_file.get("phase")
+    phase = rotation.get("phase")
     if phase is not None and phase not in PHASES:
         raise MtlsError("rotation.json has phase %r (one of %s)" % (phase, ", ".join(PHASES)))
     return {"active_generation": rotation_file.get("active"), "phase": phase,
