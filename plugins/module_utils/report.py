@@ -613,8 +613,8 @@ def _days_setting(value, name):
             number = float(value.strip())
         except ValueError:
             number = None
-    if (isinstance(number, bool) or not isinstance(number, (int, float)) or number != number
-            or number in (float("inf"), float("-inf")) or number < 0):
+    if (isinstance(number, bool) or not isinstance(number, (int, float)) or math.isnan(number)
+            or math.isinf(number) or number < 0):
         raise MtlsError("%s must be a number of days >= 0, got %r" % (name, value))
     return float(number)
 

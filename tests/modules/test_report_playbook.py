@@ -110,8 +110,8 @@ def test_unreachable_host_is_listed_and_keeps_its_certificates(fleet, runs):
     report = json.loads((fleet / "out" / "fleet.json").read_text())
     db1 = [row for row in report["hosts"] if row["host"] == "db1"][0]
     assert db1["inspected"] is False and db1["last_inspected"] == first_json["generated_at"]
-    assert [(row["host"], row["status"]) for row in report["certificates"]] == [("db1", "not_inspected"),
-                                                                                 ("web1", "ok")]
+    assert [(row["host"], row["status"]) for row in report["certificates"]] == [
+        ("db1", "not_inspected"), ("web1", "ok")]
     table = second.stdout
     assert "HOST NOT INSPECTED" in table and "not_inspected" in table
     prom = (fleet / "out" / "fleet_mtls.prom").read_text()

@@ -17,6 +17,7 @@ UTC = datetime.timezone.utc
 NOW = datetime.datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 DAY = datetime.timedelta(days=1)
 
+
 def make_cert(common_name, issuer_cert=None, issuer_key=None, ca=False):
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -31,8 +32,10 @@ def make_cert(common_name, issuer_cert=None, issuer_key=None, ca=False):
     cert = builder.sign(issuer_key or key, hashes.SHA256())
     return cert, key
 
+
 def pem(*certs):
     return "".join(cert.public_bytes(serialization.Encoding.PEM).decode() for cert in certs)
+
 
 class Generation:
     def __init__(self, gen_id, state):
@@ -48,14 +51,17 @@ class Generation:
     def as_input(self):
         return {"id": self.id, "state": self.state, "root_pem": pem(self.root), "issuing_pem": pem(self.issuing)}
 
+
 def fleet_generations():
     """Generation 1 retired, 2 retiring, 3 active: the middle of a rotation."""
     return {"1": Generation("1", "retired"), "2": Generation("2", "retiring"), "3": Generation("3", "active")}
+
 
 def ca_input(generations, crls=()):
     return {"rotation": {"active": 3, "rotation": {"scope": "root", "from": 2, "to": 3, "phase": "reissue",
                                                    "phase_completed": None}},
             "generations": [gen.as_input() for gen in generations.values()], "crls": list(crls)}
+
 
 def info(days_left, **extra):
     """A cert_info result for a leaf with ``days_left`` days to go, issued ten days before NOW."""
@@ -64,6 +70,7 @@ def info(days_left, **extra):
               "subject": "CN=x", "chain_valid": True, "revoked": False}
     result.update(extra)
     return result
+
 
 def host(name, certificates, bundle):
     return {"host": name, "trust_bundle_pem": bundle, "certificates": certificates}

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 
 import os
@@ -232,7 +231,7 @@ def test_rows_are_sorted_by_urgency_not_by_host(generations):
     report = report_lib.build_report(hosts, _ca(generations), warn_days=14, now=NOW)
     assert [row["identity"] for row in report["certificates"]] == ["d", "e", "c", "b2", "b", "a"]
     table = report_lib.report_table(report)
-    hosts_in_order = [line.split()[0] for line in table.split("\n\n")[0].split("\n")[2:]]
+    hosts_in_order = [line.split()[0] for line in table.split("\n\n", maxsplit=1)[0].split("\n")[2:]]
     assert hosts_in_order == ["d-revoked", "e-expired", "c-untrusted", "f-down", "b-soon", "b-soon", "a-ok"]
     down = [line for line in table.split("\n") if line.startswith("f-down")]
     assert down[0].split()[-1] == "not_inspected"
