@@ -9,32 +9,31 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.fleet.mtls.plugins.module_utils import report as report_lib
+from ansible_collections.fleet.mtls.plugins.module_utils import report_html
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 
 
-def _days_from_text(value):
-    """Playbook variables given with -e are strings: a number in text becomes that number;
-    anything else is passed on for the library to refuse with its message."""
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            return value
-    return value
-
-
-def fleet_report(hosts, ca=None, warn_days=30, crl_warn_days=2, now=None):
+def fleet_report(hosts, ca=None, warn_days=30, crl_warn_days=2, now=None, previous=None):
     try:
-        report = report_lib.build_report(hosts, ca=ca, warn_days=_days_from_text(warn_days),
-                                         crl_warn_days=_days_from_text(crl_warn_days), now=now)
+        report = report_lib.build_report(hosts, ca=ca, warn_days=warn_days, crl_warn_days=crl_warn_days, now=now,
+                                         previous=previous)
+        return {
+            "report": report,
+            "table": report_lib.report_table(report),
+            "json": report_lib.report_json(report),
+            "html": report_html.report_html(report),
+            # None without prometheus_client; report_settings refuses a textfile directory then.
+            "prometheus": report_lib.report_prometheus(report) if report_lib.HAS_PROMETHEUS_CLIENT else None,
+        }
     except MtlsError as exc:
         raise AnsibleFilterError("fleet.mtls.fleet_report: %s" % exc)
-    return {
-        "report": report,
-        "table": report_lib.report_table(report),
-        "json": report_lib.report_json(report),
-        "prometheus": report_lib.report_prometheus(report),
-    }
+
+
+def report_settings(variables):
+    try:
+        return report_lib.report_settings(variables)
+    except MtlsError as exc:
+        raise AnsibleFilterError("fleet.mtls.report_settings: %s" % exc)
 
 
 def probe_summary(probes):
@@ -55,4 +54,5 @@ def text_table(rows, columns):
 
 class FilterModule(object):
     def filters(self):
-        return {"fleet_report": fleet_report, "probe_summary": probe_summary, "text_table": text_table}
+        return {"fleet_report": fleet_report, "report_settings": report_settings, "probe_summary": probe_summary,
+                "text_table": text_table}

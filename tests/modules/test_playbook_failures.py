@@ -231,9 +231,9 @@ CASES = [
     Case("rotate_ca: unknown scope", "fleet.mtls.rotate_ca", {"mtls_rotate_ca_scope": "sideways"},
          [r"mtls_rotate_ca_scope must be issuing or root \(got sideways\)"]),
     Case("report: threshold that is no number", "fleet.mtls.report", {"mtls_report_warn_days": "three weeks"},
-         [r"fleet\.mtls\.fleet_report: warn_days must be a number of days >= 0, got 'three weeks'"]),
+         [r"fleet\.mtls\.report_settings: mtls_report_warn_days must be a number of days >= 0, got 'three weeks'"]),
     Case("report: flag that is no flag", "fleet.mtls.report", {"mtls_report_fail_on_problems": "maybe"},
-         [r"mtls_report_fail_on_problems must be true or false, got \"maybe\""]),
+         [r"mtls_report_fail_on_problems must be a boolean \(true or false\), got 'maybe'"]),
 ]
 
 

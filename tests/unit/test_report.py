@@ -3,77 +3,31 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 
+import os
+import re
+import sys
+
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-from prometheus_client.parser import text_string_to_metric_families
 
-from ansible_collections.fleet.mtls.plugins.module_utils import report as report_lib
-from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-UTC = datetime.timezone.utc
-NOW = datetime.datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
-DAY = datetime.timedelta(days=1)
+from report_helpers import DAY, NOW, Generation, fleet_generations  # noqa: E402
+from report_helpers import ca_input as _ca  # noqa: E402
+from report_helpers import host as _host  # noqa: E402
+from report_helpers import info as _info  # noqa: E402
+from report_helpers import make_cert as _cert  # noqa: E402
+from report_helpers import pem as _pem  # noqa: E402
 
-
-def _cert(common_name, issuer_cert=None, issuer_key=None, ca=False):
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    builder = (x509.CertificateBuilder()
-               .subject_name(subject)
-               .issuer_name(issuer_cert.subject if issuer_cert else subject)
-               .public_key(key.public_key())
-               .serial_number(x509.random_serial_number())
-               .not_valid_before(NOW - 10 * DAY)
-               .not_valid_after(NOW + 365 * DAY)
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    cert = builder.sign(issuer_key or key, hashes.SHA256())
-    return cert, key
-
-
-def _pem(*certs):
-    return "".join(cert.public_bytes(serialization.Encoding.PEM).decode() for cert in certs)
-
-
-class Generation:
-    def __init__(self, gen_id, state):
-        self.id = gen_id
-        self.state = state
-        self.root, root_key = _cert("Fleet Root G%s" % gen_id, ca=True)
-        self.issuing, self.issuing_key = _cert("Fleet Issuing G%s" % gen_id, self.root, root_key, ca=True)
-
-    def leaf_chain(self, name):
-        leaf, _key = _cert(name, self.issuing, self.issuing_key)
-        return _pem(leaf, self.issuing)
-
-    def as_input(self):
-        return {"id": self.id, "state": self.state, "root_pem": _pem(self.root), "issuing_pem": _pem(self.issuing)}
+from ansible_collections.fleet.mtls.plugins.module_utils import report as report_lib  # noqa: E402
+from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def generations():
-    return {"1": Generation("1", "retired"), "2": Generation("2", "retiring"), "3": Generation("3", "active")}
-
-
-def _ca(generations, crls=()):
-    return {"rotation": {"active": 3, "phase": "reissue"},
-            "generations": [gen.as_input() for gen in generations.values()], "crls": list(crls)}
-
-
-def _info(days_left, **extra):
-    info = {"not_after": report_lib.isoformat(NOW + datetime.timedelta(days=days_left)), "serial": "0a",
-            "subject": "CN=x", "chain_valid": True, "revoked": False}
-    info.update(extra)
-    return info
-
-
-def _host(name, certificates, bundle):
-    return {"host": name, "trust_bundle_pem": bundle, "certificates": certificates}
+    return fleet_generations()
 
 
 def _one(generations, info, chain=None, warn_days=30, with_ca=True):
@@ -254,8 +208,36 @@ def test_rows_are_sorted_and_summarised(generations):
         ("client1", "expired"), ("web1.example.com", "renew_soon"), ("web1.example.com", "ok")]
     assert report["summary"]["expired"] == 1 and report["summary"]["renew_soon"] == 1
     assert report["summary"]["ok"] == 1
-    assert report["ca"] == {"active_generation": 3, "phase": "reissue", "generations": [
-        {"id": "1", "state": "retired"}, {"id": "2", "state": "retiring"}, {"id": "3", "state": "active"}]}
+    assert report["ca"] == {"active_generation": 3, "phase": "reissue", "phase_completed": False,
+                            "scope": "root", "from": 2, "to": 3, "generations": [
+                                {"id": "1", "state": "retired"}, {"id": "2", "state": "retiring"},
+                                {"id": "3", "state": "active"}]}
+
+
+def test_rows_are_sorted_by_urgency_not_by_host(generations):
+    gen = generations["3"]
+    bundle = _pem(gen.root, gen.issuing)
+    hosts = [
+        _host("a-ok", [{"identity": "a", "info": _info(80), "chain_pem": gen.leaf_chain("a")}], bundle),
+        _host("b-soon", [{"identity": "b", "info": _info(5), "chain_pem": gen.leaf_chain("b")},
+                         {"identity": "b2", "info": _info(2), "chain_pem": gen.leaf_chain("b2")}], bundle),
+        _host("c-untrusted", [{"identity": "c", "info": _info(70, chain_valid=False),
+                               "chain_pem": gen.leaf_chain("c")}], bundle),
+        _host("d-revoked", [{"identity": "d", "info": _info(40, revoked=True), "chain_pem": gen.leaf_chain("d")}],
+              bundle),
+        _host("e-expired", [{"identity": "e", "info": _info(-1), "chain_pem": gen.leaf_chain("e")}], bundle),
+        {"host": "f-down", "error": "unreachable"},
+    ]
+    report = report_lib.build_report(hosts, _ca(generations), warn_days=14, now=NOW)
+    assert [row["identity"] for row in report["certificates"]] == ["d", "e", "c", "b2", "b", "a"]
+    table = report_lib.report_table(report)
+    hosts_in_order = [line.split()[0] for line in table.split("\n\n", maxsplit=1)[0].split("\n")[2:]]
+    assert hosts_in_order == ["d-revoked", "e-expired", "c-untrusted", "f-down", "b-soon", "b-soon", "a-ok"]
+    down = [line for line in table.split("\n") if line.startswith("f-down")]
+    assert down[0].split()[-1] == "not_inspected"
+    assert any(line.startswith("HOST NOT INSPECTED") for line in table.split("\n"))
+    section = [part for part in table.split("\n\n") if part.startswith("HOST NOT INSPECTED")]
+    assert section[0].split("\n")[2].split() == ["f-down", "never", "unreachable"]
 
 
 # ---------------------------------------------------------------- formats
@@ -276,7 +258,7 @@ def test_table_aligns_columns_and_ends_with_a_summary(generations):
     assert "HOST TRUSTING A RETIRED CA" in table
     # A newline inside a value must not break the table's rows.
     assert 'odd"name\\with\\nnewline' in table
-    assert lines[-1] == ("3 certificate(s): expired 1, renew_soon 1, ok 1; "
+    assert lines[-1] == ("3 certificate(s): expired 1, renew_soon 1, ok 1; 0 host(s) not inspected; "
                          "1 host(s) trust a retired CA; 0 CRL(s) need attention")
 
 
@@ -288,62 +270,6 @@ def test_format_table_rejects_nothing_and_pads_missing_values():
 def test_json_round_trips(generations):
     report = _fleet_report(generations)
     assert json.loads(report_lib.report_json(report)) == report
-
-
-def _families(text):
-    return {family.name: family for family in text_string_to_metric_families(text)}
-
-
-def test_prometheus_text_parses_back_with_escaped_labels(generations):
-    report = _fleet_report(generations)
-    text = report_lib.report_prometheus(report)
-    families = _families(text)
-    assert set(families) == {"mtls_certificate_expiry_seconds", "mtls_certificate_days_left",
-                             "mtls_certificate_status", "mtls_crl_next_update_seconds",
-                             "mtls_host_trusts_retired_ca", "mtls_report_timestamp_seconds"}
-    for family in families.values():
-        assert family.type == "gauge"
-        assert family.documentation
-    expiry = {(s.labels["host"], s.labels["identity"]): s for s in families["mtls_certificate_expiry_seconds"].samples}
-    odd = expiry[("web1.example.com", 'odd"name\\with\nnewline')]
-    assert odd.labels["issuer_generation"] == "3"
-    assert odd.value == (NOW + 3 * DAY).timestamp()
-    days = {s.labels["identity"]: s.value for s in families["mtls_certificate_days_left"].samples}
-    assert days == {"client1": -2.0, "web1": 60.0, 'odd"name\\with\nnewline': 3.0}
-    status = {(s.labels["identity"], s.labels["status"]): s.value for s in families["mtls_certificate_status"].samples}
-    assert status[("client1", "expired")] == 1 and status[("client1", "ok")] == 0
-    assert sum(status.values()) == 3
-    assert len(status) == 3 * len(report_lib.CERT_STATUSES)
-    trusts = {s.labels["host"]: s.value for s in families["mtls_host_trusts_retired_ca"].samples}
-    assert trusts == {"web1.example.com": 1, "client1": 0}
-    crl = families["mtls_crl_next_update_seconds"].samples
-    assert [(s.labels, s.value) for s in crl] == [({"ca": "issuing-3"}, (NOW + 5 * DAY).timestamp())]
-    assert families["mtls_report_timestamp_seconds"].samples[0].value == NOW.timestamp()
-
-
-def test_prometheus_headers_precede_samples_and_file_ends_with_newline(generations):
-    text = report_lib.report_prometheus(_fleet_report(generations))
-    assert text.endswith("\n") and not text.endswith("\n\n")
-    seen_type = set()
-    for line in text.splitlines():
-        if line.startswith("# TYPE "):
-            seen_type.add(line.split()[2])
-        elif not line.startswith("#"):
-            assert line.split("{")[0].split(" ")[0] in seen_type
-    # Raw newlines inside a label value would split a sample over two lines.
-    assert all(line.startswith(("#", "mtls_")) for line in text.splitlines())
-
-
-def test_prometheus_of_an_empty_fleet_is_still_valid():
-    text = report_lib.report_prometheus(report_lib.build_report([], None, now=NOW))
-    families = _families(text)
-    assert families["mtls_certificate_expiry_seconds"].samples == []
-    assert families["mtls_report_timestamp_seconds"].samples[0].value == NOW.timestamp()
-
-
-def test_help_text_escaping():
-    assert report_lib._escape_help("a\\b\nc") == "a\\\\b\\nc"
-    assert report_lib._escape_label_value('q"\\\n') == 'q\\"\\\\\\n'
 
 
 # ---------------------------------------------------------------- verify summary
@@ -396,17 +322,64 @@ def test_filter_plugin_wraps_errors_for_ansible():
     with pytest.raises(AnsibleFilterError, match="fleet.mtls.fleet_report: warn_days"):
         filters["fleet_report"]([], warn_days=-3)
     rendered = filters["fleet_report"]([], now="2026-06-01T12:00:00Z")
-    assert set(rendered) == {"report", "table", "json", "prometheus"}
+    assert set(rendered) == {"report", "table", "json", "html", "prometheus"}
 
 
-def test_filter_plugin_reads_days_given_as_text_and_refuses_other_text():
-    """-e mtls_report_warn_days=14 arrives as a string; a typo must fail, never become 0 days."""
+def test_probe_summary_names_a_wrong_acceptance_without_an_error_text():
+    """A server that accepts a client without a certificate gives the probe no error to show."""
+    summary = report_lib.summarize_probes([
+        _probe("rejected", with_identity=False, accepted=True, outcome="accepted", stage=None, error=None),
+        _probe("rejected", accepted=True, outcome="accepted", stage=None),
+        _probe("accepted", accepted=False, outcome="rejected", stage="handshake"),
+    ])
+    details = [row["detail"] for row in summary["rows"]]
+    assert "accepted without a client certificate; expected rejection" in details
+    assert "accepted the client's identity; expected rejection" in details
+    assert "rejected the client's identity; expected acceptance" in details
+    assert all(row["detail"] for row in summary["failures"])
+    assert "accepted without a client certificate; expected rejection" in summary["table"]
+
+
+# ---------------------------------------------------------------- playbook variables
+
+
+def test_report_settings_defaults_put_the_html_beside_the_json():
+    settings = report_lib.report_settings({"json": "/var/tmp/fleet.json", "warn_days": None})
+    assert settings == {"warn_days": 21.0, "crl_warn_days": 1.0, "json": "/var/tmp/fleet.json",
+                        "html": "/var/tmp/fleet.html", "prometheus": "", "prometheus_file": "",
+                        "fail_on_problems": False}
+    assert report_lib.report_settings({"json": "/r/out"})["html"] == "/r/out.html"
+    assert report_lib.report_settings({"json": "/r/a.json", "html": ""})["html"] == ""
+    assert report_lib.report_settings({})["html"] == ""
+
+
+def test_report_settings_read_extra_vars_strings():
+    settings = report_lib.report_settings({"warn_days": "14", "crl_warn_days": " 0.5 ", "fail_on_problems": "yes",
+                                           "prometheus": "/var/lib/node-exporter/", "html": "/srv/r.html"})
+    assert (settings["warn_days"], settings["crl_warn_days"], settings["fail_on_problems"]) == (14.0, 0.5, True)
+    assert settings["prometheus_file"] == "/var/lib/node-exporter/fleet_mtls.prom"
+    assert settings["html"] == "/srv/r.html"
+
+
+@pytest.mark.parametrize("variables, message", [
+    ({"warn_days": "abc"}, "mtls_report_warn_days must be a number of days >= 0, got 'abc'"),
+    ({"warn_days": -1}, "mtls_report_warn_days must be a number of days >= 0, got -1"),
+    ({"warn_days": True}, "mtls_report_warn_days must be a number"),
+    ({"crl_warn_days": "nan"}, "mtls_report_crl_warn_days must be a number"),
+    ({"crl_warn_days": "inf"}, "mtls_report_crl_warn_days must be a number"),
+    ({"fail_on_problems": "maybe"}, "mtls_report_fail_on_problems must be a boolean"),
+    ({"json": ["a"]}, "mtls_report_json must be a path"),
+    ({"json": "/r.json", "html": "/r.json"}, "name the same file"),
+    ({"warn": 3}, "unknown report setting"),
+])
+def test_report_settings_refuse_bad_values_naming_the_variable(variables, message):
+    with pytest.raises(MtlsError, match=re.escape(message)):
+        report_lib.report_settings(variables)
+
+
+def test_report_settings_filter_wraps_errors():
     from ansible.errors import AnsibleFilterError
     from ansible_collections.fleet.mtls.plugins.filter.report import FilterModule
 
-    fleet_report = FilterModule().filters()["fleet_report"]
-    rendered = fleet_report([], warn_days="14", crl_warn_days=" 0.5 ", now="2026-06-01T12:00:00Z")
-    assert (rendered["report"]["warn_days"], rendered["report"]["crl_warn_days"]) == (14.0, 0.5)
-    for bad in ("two weeks", "", "-1"):
-        with pytest.raises(AnsibleFilterError, match="fleet.mtls.fleet_report: warn_days must be a number of days"):
-            fleet_report([], warn_days=bad, now="2026-06-01T12:00:00Z")
+    with pytest.raises(AnsibleFilterError, match="fleet.mtls.report_settings: mtls_report_warn_days"):
+        FilterModule().filters()["report_settings"]({"warn_days": "abc"})
