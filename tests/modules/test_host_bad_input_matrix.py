@@ -140,6 +140,7 @@ CSR_ROWS = [
     ("key-is-a-fifo", _key_as("fifo"), "private key {key} is not a regular file"),
 ]
 
+
 def _then_link(row, make_args, name, **link_options):
     args = make_args()
     row.link(name, **link_options)
