@@ -39,7 +39,7 @@ done
 # filter and role documentation rendered and its markup and references checked there.
 installed=$BUILD_DIR/installed
 rm -rf "$installed"
-ansible-galaxy collection install --offline --force -p "$installed" "$tarball" >/dev/null
+ANSIBLE_COLLECTIONS_PATH=$installed ansible-galaxy collection install --offline --force -p "$installed" "$tarball" >/dev/null
 ANSIBLE_COLLECTIONS_PATH=$installed antsibull-docs lint-collection-docs --plugin-docs \
     "$installed/ansible_collections/fleet/mtls" || die "antsibull-docs found documentation errors (above)"
 (cd "$REPO_ROOT" && antsibull-changelog lint) || die "antsibull-changelog found bad changelog fragments (above)"

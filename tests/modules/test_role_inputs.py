@@ -57,7 +57,7 @@ CASES = [
     ("nginx unknown TLS protocol", "nginx", {"mtls_nginx_tls_protocols": ["TLSv1.0"]}, ["mtls_nginx_tls_protocols", "TLSv1.0"]),
     ("nginx disable_default_site maybe", "nginx", {"mtls_nginx_disable_default_site": "maybe"},
      ["mtls_nginx_disable_default_site", "maybe"]),
-    ("nginx verify depth not a number", "nginx", {"mtls_nginx_verify_depth": "deep"}, ["mtls_nginx_verify_depth", "deep"]),
+    ("nginx verify depth not a number", "nginx", {"mtls_nginx_verify_depth": "deep"}, ["mtls_nginx_verify_depth", "int"]),
     # Check mode does not skip the missing-identity check: nothing in this play would install it.
     ("nginx identity missing in check mode", "nginx", {"mtls_nginx_sites": _site(identity="absent-identity")},
      ["absent-identity.chain.pem", "absent-identity.key", "fleet.mtls.identity"]),
@@ -79,7 +79,7 @@ CASES = [
     ("identity sans as one string", "identity", {"mtls_identities": [dict(IDENTITY, sans="DNS:a.test")]},
      ['"DNS:a.test"', "sans must be a list"]),
     ("identity validity not a number", "identity", {"mtls_identities": [dict(IDENTITY, validity_days="long")]},
-     ["validity_days", "long"]),
+     ["validity_days", "int", "mtls_identities"]),
     # fleet.mtls.ca
     ("ca short passphrase", "ca", {"mtls_ca_passphrase": "short"}, ["mtls_ca_passphrase", "8 characters"]),
     ("ca unknown key type", "ca", {"mtls_ca_passphrase": "long-enough-passphrase", "mtls_ca_key_type": "dsa"},
@@ -107,7 +107,7 @@ def _run_role(tmp_path, role, variables):
                 "ANSIBLE_STDOUT_CALLBACK": "default", "ANSIBLE_LOCALHOST_WARNING": "false",
                 "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false", "ANSIBLE_PYTHON_INTERPRETER": sys.executable})
     return subprocess.run([_ansible_playbook(), str(playbook)], capture_output=True, text=True, env=env,
-                          cwd=str(tmp_path), timeout=300, check=False)
+                          cwd=str(tmp_path), timeout=600, check=False)
 
 
 @pytest.mark.parametrize("role, variables, words", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
