@@ -29,13 +29,12 @@ PASSPHRASE = "site-run-ca-passphrase"
 def _inventory(tmp_path):
     hosts = {
         # Identities declared by hand: a client, a server identity with SANs, a centrally keyed client.
-        "app1": {"mtls_dir": str(tmp_path / "hosts" / "app1"),
-                 "mtls_identities": [
-                     {"name": "app1", "profile": "client"},
-                     {"name": "api", "profile": "server", "common_name": "api.fleet.test",
-                      "sans": ["DNS:api-internal.fleet.test", "IP:127.0.0.1"]},
-                     {"name": "device", "profile": "client", "central_key": True, "key_type": "ec_p384"},
-                 ]},
+        "app1": {"mtls_dir": str(tmp_path / "hosts" / "app1"), "mtls_identities": [
+            {"name": "app1", "profile": "client"},
+            {"name": "api", "profile": "server", "common_name": "api.fleet.test",
+             "sans": ["DNS:api-internal.fleet.test", "IP:127.0.0.1"]},
+            {"name": "device", "profile": "client", "central_key": True, "key_type": "ec_p384"},
+        ]},
         # The default identity from group membership (a client named after the host).
         "app2": {"mtls_dir": str(tmp_path / "hosts" / "app2")},
     }
