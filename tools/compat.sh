@@ -7,6 +7,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 export MTLS_VENV=${MTLS_COMPAT_VENV:-$BUILD_DIR/venv-core216}
+# shellcheck disable=SC2034  # read by activate_venv (lib.sh)
 VENV_DIR=$MTLS_VENV
 "$REPO_ROOT/tools/venv.sh" "$REPO_ROOT/requirements-compat.txt"
 activate_venv
