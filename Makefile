@@ -10,12 +10,12 @@ SHELL := /bin/bash
 # same two images.
 MOLECULE_SCENARIOS ?= fleet schedule services mtls lifecycle
 # Test layers `make test` runs, in order; each is also its own target.
-TEST_LAYERS ?= build unit modules sanity lint molecule
+TEST_LAYERS ?= build unit modules compat sanity lint molecule
 
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
 export MOLECULE_SCENARIOS
 
-.PHONY: help setup host venv stage images test build unit modules sanity lint molecule demo demo-clean bench clean distclean
+.PHONY: help setup host venv stage images test build unit modules compat sanity lint molecule demo demo-clean bench clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-11s %s\n", $$1, $$2 }'
@@ -45,6 +45,9 @@ unit: setup ## pytest tests/unit (no tests collected = failure)
 
 modules: setup ## pytest tests/modules on both cores: modules run through ansible (skipped if absent)
 	@tools/pytest.sh tests/modules --skip-if-missing -n 2
+
+compat: setup ## unit + module layers (with a site run) on the oldest claimed ansible-core (.build/venv-core216)
+	@tools/compat.sh
 
 sanity: setup ## ansible-test sanity --python 3.11 on the staged collection
 	@tools/sanity.sh

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Create or refresh the tool virtualenv (.venv) from requirements-dev.txt.
+# Create or refresh the tool virtualenv (.venv, or MTLS_VENV) from requirements-dev.txt, or
+# from the requirements file given (tools/compat.sh: the oldest supported ansible-core).
 # A stamp file holding the requirements' hash skips the reinstall when nothing changed.
+#   venv.sh [REQUIREMENTS]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-requirements=$REPO_ROOT/requirements-dev.txt
-stamp=$VENV_DIR/.requirements-dev.sha256
+requirements=${1:-$REPO_ROOT/requirements-dev.txt}
+stamp=$VENV_DIR/.$(basename "$requirements" .txt).sha256
 want=$(sha256sum "$requirements" | cut -d' ' -f1)
 
 if [[ -x $VENV_DIR/bin/python && -f $stamp && $(cat "$stamp") == "$want" ]]; then

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: ca
 short_description: Create or adopt a certificate authority in a CA store directory
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Runs on the CA holder. Ensures one CA per store directory O(path) - a self-signed root, an
     intermediate signed by the CA of another store (O(parent_path)), or an existing CA made elsewhere
@@ -38,7 +38,7 @@ description:
   - Root CAs get BasicConstraints CA:TRUE (critical) with O(path_length), KeyUsage keyCertSign, cRLSign
     and digitalSignature (critical), subject and authority key identifiers and a random 159-bit serial.
 author:
-  - fleet.mtls contributors (!UNKNOWN)
+  - fleet.mtls maintainers (!UNKNOWN)
 options:
   path:
     description:

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: ca_rotation
 short_description: Read and move the CA generation state of a three-phase CA rotation
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Runs on the CA holder against the CA directory that the P(fleet.mtls.ca#role) role keeps
     (C(rotation.json) next to the C(root-<N>) and C(issuing-<N>) stores).
@@ -24,7 +24,7 @@ description:
   - The state file is read and written under an exclusive lock, atomically; a refused transition
     leaves it untouched. The module touches no key and needs no passphrase.
 author:
-  - fleet.mtls contributors (!UNKNOWN)
+  - fleet.mtls maintainers (!UNKNOWN)
 options:
   ca_dir:
     description:

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: cert_info
 short_description: Inspect certificate files, match them to a key, validate the chain and check revocation
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Reads a certificate file (a leaf, a chain file or a whole bundle) or PEM text and reports the
     subject, SANs, issuer, serial, validity, days and fraction of the lifetime left, EKU, profile
@@ -23,7 +23,7 @@ description:
     hosts with cryptography 38 as on a current controller.
   - Nothing is ever written; private keys are read only to compare their public half and are never returned.
 author:
-  - fleet.mtls contributors (!UNKNOWN)
+  - fleet.mtls maintainers (!UNKNOWN)
 options:
   path:
     description:

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: certificate
 short_description: Sign leaf certificates from CSRs with a CA store, one or a whole batch per call
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Runs on the CA holder. Signs one request (O(csr), O(identity), ...) or a batch (O(requests)) with the
     CA in O(ca_path) and records every certificate in the store's issuance index in one locked update.
@@ -46,7 +46,7 @@ description:
     C(<key_dir>/<host>/<identity>.key); only the path is returned. Use it for devices that cannot
     make their own keys - by default keys never leave their host.
 author:
-  - fleet.mtls contributors (!UNKNOWN)
+  - fleet.mtls maintainers (!UNKNOWN)
 options:
   ca_path:
     description:

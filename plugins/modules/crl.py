@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: crl
 short_description: Revoke certificates of a CA store and keep its CRL current
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Runs on the CA holder against one CA store made by M(fleet.mtls.ca).
   - Revokes certificates by serial, or every valid certificate of an identity (optionally only on
@@ -23,7 +23,7 @@ description:
   - Every revocation request is checked before any is applied. Revoking a serial again with the same
     reason changes nothing; with a different reason it fails (the first reason stays on record).
 author:
-  - fleet.mtls contributors (!UNKNOWN)
+  - fleet.mtls maintainers (!UNKNOWN)
 options:
   ca_path:
     description:

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: csr
 short_description: Ensure an identity's private key on the host and produce a CSR when it needs a certificate
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Runs on each managed host, once per identity.
   - Ensures the private key C(<dir>/private/<name>.key) exists, generating it with its final
@@ -26,7 +26,7 @@ description:
   - A staged key left by an interrupted run is reused, and so is a saved CSR that still matches
     the key, subject and SANs, so repeated runs neither pile up keys nor report spurious changes.
 author:
-  - fleet.mtls contributors (!UNKNOWN)
+  - fleet.mtls maintainers (!UNKNOWN)
 options:
   name:
     description:

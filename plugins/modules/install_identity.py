@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: install_identity
 short_description: Install a signed certificate, its chain, the trust bundle and CRLs on a host in one validated step
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Runs on each managed host after M(fleet.mtls.certificate) signed the CSR made by M(fleet.mtls.csr).
   - Everything is verified before any file is touched. The certificate must belong to the staged
@@ -23,7 +23,7 @@ description:
   - Installing what is already installed changes nothing.
   - Without O(certificate) only the trust bundle and/or CRLs are installed (one task per host, not per identity).
 author:
-  - fleet.mtls contributors (!UNKNOWN)
+  - fleet.mtls maintainers (!UNKNOWN)
 options:
   name:
     description:

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: loaded_files
 short_description: Tell whether a service still owes a reload for the files it reads
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Compares the files a service reads (configuration, certificates, keys, trust bundle, CRLs) with a
     record of their SHA-256 digests taken when the service last re-read them, and with O(record=true)
@@ -23,7 +23,7 @@ description:
     service still serves the old certificate. The record shows the reload is still owed.
   - The record holds digests only, never file contents; a missing or unreadable record means a reload is owed.
 author:
-  - fleet.mtls contributors (!UNKNOWN)
+  - fleet.mtls maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - fleet.mtls.attributes
 attributes:

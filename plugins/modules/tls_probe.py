@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: tls_probe
 short_description: Connect to a TLS service with or without a client certificate and report whether it accepted
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Opens a real TCP connection and TLS handshake to O(host):O(port), optionally presenting a
     client identity (O(client_cert) and O(client_key)), and reports whether the service accepted
@@ -23,7 +23,7 @@ description:
     service does not behave as expected.
   - Nothing is changed on any host. Private keys and passphrases are never returned.
 author:
-  - fleet.mtls contributors (!UNKNOWN)
+  - fleet.mtls maintainers (!UNKNOWN)
 options:
   host:
     description:
