@@ -427,7 +427,7 @@ def plan_vault_request(request, position, default_validity_days, allowed_key_typ
         if not isinstance(common_name, str):
             raise MtlsError("common_name must be a string")
         # Names come from the declaration only: the CSR's subject and SANs are never looked at.
-        planned_sans = leaf_sans(profile, common_name, sans, [])
+        planned_sans = leaf_sans(profile, common_name, sans)
         csr_pem = request["csr"] if isinstance(request["csr"], str) else request["csr"].decode("ascii")
     except MtlsError as exc:
         raise MtlsError("%s: %s" % (where, exc.message), request=position, identity=identity, host=host)
