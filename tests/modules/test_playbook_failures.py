@@ -212,7 +212,7 @@ CASES = [
     Case("identity: unknown profile", "identity.yml", {"mtls_identities": [dict(NEW_IDENTITY, profile="superuser")]},
          [r"value of profile must be one of: server, client, server_client, got: superuser found in mtls_identities"]),
     Case("identity: traversal in the name", "identity.yml", {"mtls_identities": [dict(NEW_IDENTITY, name="../x")]},
-         [r'h1: mtls_identities\[0\] \("\.\./x"\): name must be 1-128 letters, digits']),
+         [r'h1: mtls_identities\[0\] \(\\?"\.\./x\\?"\): name must be 1-128 letters, digits']),
     Case("identity: key mode that lets others read", "identity.yml",
          {"mtls_identities": [dict(NEW_IDENTITY, mode="0644")]},
          [r"failed: \[h1\] \(item=extra\)", r"mode 0644 is refused for a private key file"]),
