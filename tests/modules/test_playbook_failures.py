@@ -156,6 +156,14 @@ def _remove_store(name):
     return breaks
 
 
+def _bundle_a_directory(host):
+    def breaks(fleet):
+        bundle = os.path.join(fleet.host_dir(host), "trust-bundle.pem")
+        os.unlink(bundle)
+        os.mkdir(bundle)
+    return breaks
+
+
 def _unreachable_ca(fleet):
     return fleet.write_inventory("unreachable.json", {"ansible_connection": "ssh", "ansible_host": "127.0.0.1",
                                                       "ansible_port": _closed_port(), "ansible_user": "nobody"})
@@ -235,6 +243,8 @@ CASES = [
          [r"mtls_rotate_ca_scope must be issuing or root \(got sideways\)"]),
     Case("report: threshold that is no number", "fleet.mtls.report", {"mtls_report_warn_days": "three weeks"},
          [r"fleet\.mtls\.report_settings: mtls_report_warn_days must be a number of days >= 0, got 'three weeks'"]),
+    Case("report: trust bundle that cannot be read", "fleet.mtls.report", {},
+         [r"failed: \[h1\] \(item=h1\.crt\)", r"cannot read trust_bundle \S+/h1/trust-bundle\.pem: Is a directory"], breaks=_bundle_a_directory("h1")),
     Case("report: flag that is no flag", "fleet.mtls.report", {"mtls_report_fail_on_problems": "maybe"},
          [r"mtls_report_fail_on_problems must be a boolean \(true or false\), got 'maybe'"]),
 ]
