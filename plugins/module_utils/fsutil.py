@@ -375,6 +375,16 @@ def file_lock(path):
             os.close(fd)
 
 
+def read_all(fd):
+    """Every byte from an open descriptor to its end."""
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
 def read_regular_file(path, what="file"):
     """Like ``read_file``, but never through a symbolic link (O_NOFOLLOW) and only a regular file.
 
@@ -392,12 +402,7 @@ def read_regular_file(path, what="file"):
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise MtlsError("%s %s is not a regular file" % (what, path))
-        chunks = []
-        while True:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
+        return read_all(fd)
     except OSError as exc:
         raise MtlsError("cannot read %s %s: %s" % (what, path, exc.strerror or exc))
     finally:

@@ -43,7 +43,7 @@ import traceback
 from ansible_collections.fleet.mtls.plugins.module_utils.ca_store import certificate_pem, random_serial
 from ansible_collections.fleet.mtls.plugins.module_utils.compat import isoformat, utcnow
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
-from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import StagedFiles, ensure_dir, parse_mode
+from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import StagedFiles, ensure_dir, parse_mode, read_all
 from ansible_collections.fleet.mtls.plugins.module_utils.index import new_entry
 from ansible_collections.fleet.mtls.plugins.module_utils.inspect import serial_hex
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import (
@@ -432,15 +432,6 @@ def _write_all(fd, data):
         view = view[os.write(fd, view):]
 
 
-def _read_all(fd):
-    chunks = []
-    while True:
-        chunk = os.read(fd, 1 << 20)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-
-
 def _run_share(spec, start, stop, write_fd):
     """Body of a forked worker: plan + sign one share, send the outcome, never return."""
     status = 1
@@ -462,7 +453,7 @@ def _run_share(spec, start, stop, write_fd):
 
 def _collect_share(pid, read_fd):
     try:
-        data = _read_all(read_fd)
+        data = read_all(read_fd)
     finally:
         os.close(read_fd)
     dummy, status = os.waitpid(pid, 0)
