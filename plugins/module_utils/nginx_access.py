@@ -25,17 +25,12 @@ __metaclass__ = type
 
 import re
 
-try:
-    from urllib.parse import urlsplit
-except ImportError:  # pragma: no cover - Python 2 controllers are not supported, kept for sanity
-    from urlparse import urlsplit
+from urllib.parse import urlsplit
 
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
-
-SERVES = ("proxy_pass", "root", "return")
+from ansible_collections.fleet.mtls.plugins.module_utils.role_inputs import SERVES
 DEFAULT_LISTEN = 443
 DEFAULT_VERIFY_CLIENT = "on"
-DEFAULT_SITE = "/etc/nginx/sites-enabled/default"
 
 # Outcomes of one request at one location.
 ACCEPTED = "accepted"
