@@ -56,6 +56,24 @@ CLIENTS = {
 }
 
 
+# The README's example plus the other shapes a location can take; data/nginx-fleet-mtls.conf is
+# what the template rendered for it before its rules moved to Python (the live file must not change).
+GOLDEN_SITES = [
+    {"name": "api", "server_name": ["api.example.net"], "listen": 443, "verify_client": "on",
+     "allow_cn": ["billing", "reporting"], "proxy_pass": "http://127.0.0.1:8080"},
+    {"name": "portal", "server_name": ["portal.example.net"], "verify_client": "optional", "allow_dn": ["CN=ops,O=Example"],
+     "locations": [
+         {"path": "/", "root": "/srv/portal"},
+         {"path": "/admin/", "allow_dn": ["CN=ops,O=Example", 'CN=a "quoted" name'], "proxy_pass": "https://admin.internal:8443",
+          "upstream_identity": "portal-client"},
+         {"path": "/billing/", "allow_cn": ["billing.svc*"], "require_client_cert": True, "return": '200 "billing"'},
+         {"path": "/open/", "allow_cn": [], "return": '200 "open"'},
+         {"path": "/members/", "require_client_cert": True, "return": '200 "hello\\n"'}]},
+    {"name": "edge", "server_name": "edge.example.net", "listen": 80, "identity": "edge", "verify_depth": 3,
+     "upstream_server_name": "backend.internal", "proxy_pass": "https://10.0.0.9:8443"},
+]
+
+
 def _env():
     env = jinja2.Environment(trim_blocks=True, undefined=jinja2.StrictUndefined)
     for name, function in access_filter.FilterModule().filters().items():
@@ -255,6 +273,11 @@ def test_bad_declarations_are_named():
         nginx_access.site_plan([{"name": "x", "allow_cn": "app", "return": "200"}])
     with pytest.raises(Exception, match="fleet.mtls.nginx_plan: mtls_nginx_sites"):
         access_filter.nginx_plan("nope")
+
+
+def test_rendered_file_is_what_the_template_rendered_before():
+    expected = (Path(__file__).parent / "data" / "nginx-fleet-mtls.conf").read_text()
+    assert render(GOLDEN_SITES) == expected
 
 
 def test_quote():
