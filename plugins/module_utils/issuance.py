@@ -105,6 +105,20 @@ def check_host_name(host):
     return host
 
 
+def common_name_san(profile, common_name):
+    """The SAN a certificate's common name also is: for a server profile, a CN that is a DNS name or an
+    IP address as its canonical ``DNS:``/``IP:`` string; else (client profile, no CN, a CN that is
+    neither) None. THE rule, used by the signer (leaf_sans) and the identity role (identity_plan).
+    """
+    if profile not in SERVER_PROFILES or not isinstance(common_name, str) or not common_name:
+        return None
+    try:
+        cn_san = canonical_san(common_name)
+    except MtlsError:
+        return None
+    return cn_san if cn_san.startswith(("DNS:", "IP:")) else None
+
+
 def leaf_sans(profile, common_name, requested_sans):
     """The SANs a leaf gets: exactly the requested ones, plus the CN for server profiles.
 
@@ -113,11 +127,8 @@ def leaf_sans(profile, common_name, requested_sans):
     """
     sans = canonical_sans(requested_sans)
     if profile in SERVER_PROFILES and common_name:
-        try:
-            cn_san = canonical_san(common_name)
-        except MtlsError:
-            cn_san = None
-        if cn_san is None or not cn_san.startswith(("DNS:", "IP:")):
+        cn_san = common_name_san(profile, common_name)
+        if cn_san is None:
             raise MtlsError("common name %r of a %s certificate is not a DNS name or IP address: clients "
                             "match servers by SAN, so the CN must be one of them" % (common_name, profile))
         if cn_san not in sans:

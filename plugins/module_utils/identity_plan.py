@@ -1,0 +1,258 @@
+# -*- coding: utf-8 -*-
+# Copyright: fleet.mtls contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The decisions of the fleet.mtls.identity role, on plain data (the role's filters call these).
+
+- ``default_profile``, ``default_key_group``, ``default_sans``, ``default_identities``: a host's
+  default identity, from its groups and facts.
+- ``resolve_identities``: ``mtls_identities`` with every setting resolved (``mtls_identity_list``).
+- ``batch_plan``: from the csr results of every host of a play batch, the requests to sign, their
+  names for messages, and the key files to remove when signing fails.
+- ``issued_for_host``: the certificates one signing run made for a host, and their issuer chain.
+- ``install_changes`` / ``any_change``: ``mtls_identity_changes`` and ``mtls_identity_changed``.
+
+Entries that are not what the role expects (not a dict, ``sans`` not a list) pass through as they
+are, so ``role_inputs.identity_problems`` names them afterwards.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
+from ansible_collections.fleet.mtls.plugins.module_utils.issuance import common_name_san
+from ansible_collections.fleet.mtls.plugins.module_utils.names import _is_ip, canonical_san
+
+SERVER_GROUPS = ("mtls_nginx", "mtls_mosquitto")
+# Mosquitto reads its key after dropping privileges to its own user; NGINX reads keys as root.
+KEY_GROUPS = (("mtls_mosquitto", "mosquitto"),)
+CLIENT_GROUPS = ("mtls_clients",)
+
+# Settings of an mtls_identities entry that leaves them out and that no role variable sets.
+ENTRY_DEFAULTS = {
+    "profile": "server",
+    "sans": [],
+    "owner": "root",
+    "group": "root",
+    "mode": "0600",
+    "central_key": False,
+}
+# Settings whose default is a role variable: passed in by the role.
+ROLE_DEFAULTS = ("key_type", "validity_days", "new_key_on_renew", "renew_fraction", "renew_days")
+
+# How many host/identity names a message lists before it says how many more there are.
+NAMES_SHOWN = 20
+
+
+def _members(groups, names):
+    members = set()
+    for name in names:
+        members.update((groups or {}).get(name) or [])
+    return members
+
+
+def default_profile(host, groups):
+    """Profile of the host's default identity: ``server`` in mtls_nginx or mtls_mosquitto, ``client`` in
+    mtls_clients, ``server_client`` in both, ``""`` (no default identity) in none."""
+    server = host in _members(groups, SERVER_GROUPS)
+    client = host in _members(groups, CLIENT_GROUPS)
+    if server and client:
+        return "server_client"
+    if server:
+        return "server"
+    if client:
+        return "client"
+    return ""
+
+
+def default_key_group(host, groups):
+    """Group that may read the default identity's key: ``mosquitto`` in mtls_mosquitto, else ``root``."""
+    for group, key_group in KEY_GROUPS:
+        if host in _members(groups, (group,)):
+            return key_group
+    return "root"
+
+
+def default_sans(inventory_name, fqdn="", hostname="", default_ipv4=""):
+    """SANs of the default identity: the FQDN, the host name and the inventory name as ``DNS:`` (the
+    inventory name as ``IP:`` when it is an address), then the default IPv4 address unless it is the
+    inventory name. Empty values are left out, repeated ones listed once."""
+    dns, ips = [], []
+    for name in (fqdn, hostname, inventory_name):
+        if name and not _is_ip(name) and "DNS:" + name not in dns:
+            dns.append("DNS:" + name)
+    if inventory_name and _is_ip(inventory_name):
+        ips.append("IP:" + inventory_name)
+    if default_ipv4 and default_ipv4 != inventory_name:
+        ips.append("IP:" + default_ipv4)
+    return dns + ips
+
+
+def default_identities(name, profile, sans, key_group):
+    """The default mtls_identities: one identity named after the short host name with the default
+    profile, SANs and key group (mode 0640 when the group is not root), none without a profile."""
+    if not profile:
+        return []
+    return [{"name": name, "profile": profile, "sans": sans, "group": key_group,
+             "mode": "0600" if key_group == "root" else "0640"}]
+
+
+def _canonical_or_raw(san):
+    try:
+        return canonical_san(san)
+    except MtlsError:
+        return san
+
+
+def resolve_identity(entry, defaults):
+    """One mtls_identities entry with every setting resolved.
+
+    ``defaults`` holds the role-level defaults (``key_type``, ``validity_days``, ``new_key_on_renew``,
+    ``renew_fraction``, ``renew_days``; a missing or None ``renew_days`` means "by fraction only").
+    An entry that sets ``renew_days`` but no ``renew_fraction`` renews by days only. The common name
+    defaults to the name; a server certificate's common name that is a host name or address is also
+    a SAN (the signer adds it, ``issuance.common_name_san``), so it is put first in ``sans`` unless
+    already there (compared canonically).
+    """
+    if not isinstance(entry, dict):
+        return entry
+    merged = dict(ENTRY_DEFAULTS)
+    merged["sans"] = []
+    for key in ("key_type", "validity_days", "new_key_on_renew"):
+        merged[key] = defaults.get(key)
+    merged.update(entry)
+    common_name = entry.get("common_name") or entry.get("name")
+    merged["common_name"] = common_name
+    if "renew_fraction" in entry:
+        merged["renew_fraction"] = entry["renew_fraction"]
+    else:
+        merged["renew_fraction"] = None if "renew_days" in entry else defaults.get("renew_fraction")
+    merged["renew_days"] = entry["renew_days"] if "renew_days" in entry else defaults.get("renew_days")
+    sans = merged["sans"]
+    cn_san = common_name_san(merged["profile"], common_name)
+    if cn_san is not None and isinstance(sans, list) and cn_san not in [_canonical_or_raw(san) for san in sans]:
+        merged["sans"] = [cn_san] + sans
+    return merged
+
+
+def resolve_identities(entries, defaults):
+    """mtls_identities -> mtls_identity_list (see resolve_identity). A non-list is returned as it is."""
+    if not isinstance(entries, list):
+        return entries
+    return [resolve_identity(entry, defaults or {}) for entry in entries]
+
+
+def settings_by_name(identities):
+    """Resolved identities by name."""
+    return dict((entry["name"], entry) for entry in identities)
+
+
+def _request(host, check):
+    item = check["item"]
+    request = {"identity": item["name"], "host": host, "profile": item["profile"], "sans": item["sans"],
+               "common_name": item["common_name"], "validity_days": int(item["validity_days"])}
+    if item.get("central_key"):
+        request["key_type"] = item["key_type"]
+    else:
+        request["csr"] = check.get("csr")
+    return request
+
+
+def pending_requests(checks_by_host):
+    """Every identity whose check says it needs a certificate, in batch order.
+
+    ``checks_by_host`` is a list of ``(host, [csr results])`` (the registered loop results of both
+    checks, host-made keys first). Each pending entry: ``host``, ``identity``, ``reason``,
+    ``central_key`` and the ``request`` for the signer: a CSR from the host's own key, or (central_key)
+    a key type for a key the signer generates. Reason and central_key stay outside the request.
+    """
+    pending = []
+    for host, checks in checks_by_host:
+        for check in checks:
+            if not check.get("needs_issue"):
+                continue
+            item = check["item"]
+            pending.append({"host": host, "identity": item["name"], "reason": check.get("reason"),
+                            "central_key": bool(item.get("central_key")), "request": _request(host, check)})
+    return pending
+
+
+def pending_names(pending, shown=NAMES_SHOWN):
+    """``host/identity`` of the pending requests, for messages: the first ``shown``, then how many more."""
+    text = ", ".join("%s/%s" % (entry["host"], entry["identity"]) for entry in pending[:shown])
+    if len(pending) > shown:
+        text += " and %d more" % (len(pending) - shown)
+    return text
+
+
+def pending_summary(pending):
+    """``host/identity/reason`` of every pending request (what check mode would issue, and why)."""
+    return ", ".join("%s/%s/%s" % (entry["host"], entry["identity"], entry["reason"]) for entry in pending)
+
+
+def unsigned_files(checks_by_host):
+    """Key files (and their CSRs) that the host-made-key checks generated in this run: when signing
+    fails no certificate uses them, and the role removes them again. ``checks_by_host`` as in
+    pending_requests, but only the host-made-key checks."""
+    files = []
+    for host, checks in checks_by_host:
+        for check in checks:
+            if check.get("key_created"):
+                files.append({"host": host, "path": check["key_path"]})
+                files.append({"host": host, "path": check["csr_path"]})
+    return files
+
+
+def batch_plan(csr_checks_by_host, central_checks_by_host):
+    """Everything the signing step needs from the checks of a play batch.
+
+    Both arguments are lists of ``(host, [results])`` in batch order: the checks of host-made keys and
+    of centrally keyed identities. Returns ``pending`` (see pending_requests), ``csr_requests`` and
+    ``central_requests`` (the requests of the two signing calls), ``names`` and ``summary`` (for
+    messages) and ``unsigned_files`` (see unsigned_files).
+    """
+    central = dict(central_checks_by_host)
+    pending = pending_requests([(host, list(checks) + list(central.get(host, [])))
+                                for host, checks in csr_checks_by_host])
+    return {
+        "pending": pending,
+        "csr_requests": [entry["request"] for entry in pending if not entry["central_key"]],
+        "central_requests": [entry["request"] for entry in pending if entry["central_key"]],
+        "names": pending_names(pending),
+        "summary": pending_summary(pending),
+        "unsigned_files": unsigned_files(csr_checks_by_host),
+    }
+
+
+def issued_for_host(host, signed, central_signed):
+    """What the batch's signing calls made for ``host``: ``certificates`` (host-made keys first, then
+    central ones), ``central`` (only the central ones: their keys wait on the CA holder) and
+    ``ca_chain`` (the issuer chain, returned once per call; the same signing CA signs both)."""
+    signed = signed or {}
+    central_signed = central_signed or {}
+    central = [cert for cert in central_signed.get("certificates") or [] if cert.get("host") == host]
+    own = [cert for cert in signed.get("certificates") or [] if cert.get("host") == host]
+    if "ca_chain" in signed:
+        ca_chain = signed["ca_chain"]
+    else:
+        ca_chain = central_signed.get("ca_chain", "")
+    return {"certificates": own + central, "central": central, "ca_chain": ca_chain}
+
+
+def install_changes(install_results, trust_result):
+    """mtls_identity_changes: names whose leaf changed, names whose key changed, whether the trust
+    bundle and the CRL bundle changed. ``install_results`` are the registered loop results of the
+    certificate installs (skipped ones have no ``changes``), ``trust_result`` the bundle install."""
+    results = [result for result in install_results or [] if "changes" in result]
+    trust = ((trust_result or {}).get("changes")) or {}
+    return {
+        "certificates": [result["item"]["identity"] for result in results if result["changes"].get("certificate")],
+        "keys": [result["item"]["identity"] for result in results if result["changes"].get("key")],
+        "trust": bool(trust.get("trust_bundle", False)),
+        "crl": bool(trust.get("crl", False)),
+    }
+
+
+def any_change(changes):
+    """mtls_identity_changed: whether anything in mtls_identity_changes changed."""
+    return bool(changes["certificates"] or changes["keys"] or changes["trust"] or changes["crl"])
