@@ -388,7 +388,11 @@ def _inspect_installed(params):
     leaves = []
     for identity, leaf_path, chain_path in installed_leaves(params["mtls_dir"]):
         path = chain_path if params["chain_files"] else leaf_path
-        entry = _inspect_file(params, path)
+        try:
+            entry = _inspect_file(params, path)
+        except MtlsError as exc:
+            raise MtlsError("%s (identity %s): %s" % (os.path.basename(leaf_path), identity, exc.message),
+                            identity=identity, path=path, **exc.details)
         entry.pop("changed", None)
         entry.update(identity=identity, path=path, certificate_path=leaf_path)
         leaves.append(entry)
