@@ -184,6 +184,12 @@ class RotationState:
         index = PHASES.index(self.phase)
         return PHASES[index + 1] if index + 1 < len(PHASES) else None
 
+    def remaining_phases(self):
+        """The phases a run that goes to the end still has to go through, from ``next_phase()`` on;
+        empty without a rotation."""
+        following = self.next_phase()
+        return list(PHASES[PHASES.index(following):]) if following else []
+
     def summary(self):
         """One line for humans: where the CA stands."""
         if not self.rotation:

@@ -163,6 +163,16 @@ next_phase:
   description: The phase to run next (the recorded one until it completes), V(null) without a rotation.
   returned: always
   type: str
+remaining_phases:
+  description: The phases from RV(next_phase) to the end of the rotation (what a run to the end goes through); empty without a rotation.
+  returned: always
+  type: list
+  elements: str
+phases:
+  description: Every phase of a rotation, in order (V(trust), V(reissue), V(retire)).
+  returned: always
+  type: list
+  elements: str
 history:
   description: Finished rotations (C(scope), C(from), C(to), C(started), C(finished)).
   returned: always
@@ -359,6 +369,8 @@ def manage_rotation(module):
         "phase": after.phase,
         "phase_completed": after.phase_completed,
         "next_phase": after.next_phase(),
+        "remaining_phases": after.remaining_phases(),
+        "phases": list(rot.PHASES),
         "history": after.data["history"],
         "summary": after.summary(),
         "active_issuing": state_file.store_path(after.active_generation()["issuing"]),

@@ -513,3 +513,15 @@ def test_publish_refuses_missing_stores_and_a_wrong_crl_count(ca_dir):
         state_file.publish(state_file.read(), ["only one"])
     with pytest.raises(MtlsError, match="root-1, issuing-1 do not exist"):
         state_file.publish(state_file.read(), ["a", "b"])
+
+
+def test_remaining_phases_from_the_next_one_to_the_end():
+    state = rot.RotationState.initial()
+    assert state.remaining_phases() == []
+    state = rot.begin(state, "root", now=at(0))
+    assert state.remaining_phases() == ["trust", "reissue", "retire"]
+    state = rot.complete(state, "trust", now=at(1))
+    assert state.remaining_phases() == ["reissue", "retire"]
+    state = rot.advance(rot.complete(rot.advance(state, now=at(2)), "reissue", now=at(3)), now=at(4))
+    assert state.remaining_phases() == ["retire"]
+    assert rot.complete(state, "retire", now=at(5)).remaining_phases() == []
