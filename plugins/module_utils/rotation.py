@@ -545,6 +545,33 @@ class StateFile:
                 atomic_write(path, texts[name].encode("utf-8"), PUBLICATION_MODE)
         return texts, changed, before
 
+    def report_input(self):
+        """What ``report.build_report`` takes as ``ca``: the recorded state (``{}`` without
+        ``rotation.json``), every generation's CA certificates (PEM, retired ones included: old
+        leaves still name them) and the CRL state (``crl.json``) of every trusted store."""
+        from ansible_collections.fleet.mtls.plugins.module_utils.crl import load_crl_state
+
+        if not self.exists():
+            return {"rotation": {}, "generations": [], "crls": []}
+        state = self.read()
+        generations = []
+        for generation in state.generations:
+            pems = {}
+            for key in ("root", "issuing"):
+                path = os.path.join(self.store_path(generation[key]), "ca.crt")
+                raw = read_file(path, "CA certificate")
+                if raw is None:
+                    raise MtlsError("CA generation %d lists store %s, but %s does not exist"
+                                    % (generation["id"], generation[key], path))
+                pems[key + "_pem"] = raw.decode("ascii")
+            generations.append(dict(pems, id=generation["id"], state=generation["state"]))
+        crls = []
+        for name in state.trusted_stores():
+            crl_state = load_crl_state(os.path.join(self.store_path(name), "crl.json")) or {}
+            crls.append({"ca": name, "next_update": crl_state.get("next_update"),
+                         "this_update": crl_state.get("this_update"), "crl_number": crl_state.get("crl_number")})
+        return {"rotation": state.to_dict(), "generations": generations, "crls": crls}
+
     def _is_current(self, state):
         raw = read_file(self.path, "CA generation state")
         return raw is not None and raw.decode("utf-8") == state.to_json()

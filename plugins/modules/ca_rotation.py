@@ -85,6 +85,11 @@ options:
   issuing_common_name:
     description: As O(root_common_name), for the issuing CAs.
     type: str
+  for_report:
+    description:
+      - Also return RV(report_input), what M(fleet.mtls.report)'s assembly reads from the CA holder.
+    type: bool
+    default: false
   read_publication:
     description:
       - Also return what the P(fleet.mtls.ca#role) role published (RV(publication),
@@ -234,6 +239,13 @@ published_changes:
   returned: when state is publish
   type: list
   elements: str
+report_input:
+  description:
+    - With O(for_report), C(rotation) (the recorded state, V({}) without C(rotation.json)),
+      C(generations) (C(id), C(state), C(root_pem), C(issuing_pem) of every generation) and C(crls)
+      (C(ca), C(next_update), C(this_update), C(crl_number) from each trusted store's C(crl.json)).
+  returned: when for_report is true
+  type: dict
 publication:
   description:
     - With O(read_publication), the published files found in O(ca_dir) by name (C(rotation.json),
@@ -384,6 +396,8 @@ def manage_rotation(module):
     }
     diff = extra.pop("diff", None)
     result.update(extra)
+    if params["for_report"]:
+        result["report_input"] = state_file.report_input()
     if params["read_publication"]:
         result["publication"], result["publication_missing"] = state_file.publication()
     if diff is not None:
@@ -407,6 +421,7 @@ def main():
             root_common_name=dict(type="str"),
             issuing_common_name=dict(type="str"),
             read_publication=dict(type="bool", default=False),
+            for_report=dict(type="bool", default=False),
         ),
         required_if=[("state", "publish", ("crls",))],
         supports_check_mode=True,

@@ -525,3 +525,30 @@ def test_remaining_phases_from_the_next_one_to_the_end():
     state = rot.advance(rot.complete(rot.advance(state, now=at(2)), "reissue", now=at(3)), now=at(4))
     assert state.remaining_phases() == ["retire"]
     assert rot.complete(state, "retire", now=at(5)).remaining_phases() == []
+
+
+def test_report_input_reads_every_generation_and_the_trusted_crls(ca_dir):
+    state_file = rot.StateFile(ca_dir)
+    assert state_file.report_input() == {"rotation": {}, "generations": [], "crls": []}
+    create_root(os.path.join(ca_dir, "root-1"), PASS, common_name="Report Root")
+    for number in (1, 2):
+        create_intermediate(os.path.join(ca_dir, "issuing-%d" % number), PASS, os.path.join(ca_dir, "root-1"), PASS,
+                            common_name="Report Issuing %d" % number)
+    state_file.initialize()
+    state = state_file.transition(lambda s: rot.begin(s, "issuing", now=at(0)))[1]
+    with open(os.path.join(ca_dir, "issuing-1", "crl.json"), "w") as handle:
+        json.dump({"crl_number": 4, "this_update": "2026-11-26T10:00:00Z", "next_update": "2026-12-03T10:00:00Z"},
+                  handle)
+    report = state_file.report_input()
+    assert report["rotation"] == state.to_dict()
+    assert [(g["id"], g["state"]) for g in report["generations"]] == [(1, "active"), (2, "incoming")]
+    assert report["generations"][1]["issuing_pem"] == open(os.path.join(ca_dir, "issuing-2", "ca.crt")).read()
+    assert report["generations"][1]["root_pem"] == report["generations"][0]["root_pem"]
+    assert report["crls"] == [
+        {"ca": "root-1", "next_update": None, "this_update": None, "crl_number": None},
+        {"ca": "issuing-1", "next_update": "2026-12-03T10:00:00Z", "this_update": "2026-11-26T10:00:00Z",
+         "crl_number": 4},
+        {"ca": "issuing-2", "next_update": None, "this_update": None, "crl_number": None}]
+    os.remove(os.path.join(ca_dir, "issuing-2", "ca.crt"))
+    with pytest.raises(MtlsError, match="CA generation 2 lists store issuing-2, but .*ca.crt does not exist"):
+        state_file.report_input()
