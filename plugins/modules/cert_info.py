@@ -39,7 +39,7 @@ options:
   mtls_dir:
     description:
       - Instead of one file, inspect every leaf installed under this on-host directory (the roles'
-        C(mtls_dir)): each C(certs/<identity>.crt) that is a regular file not starting with C(.), in
+        C(mtls_dir)), that is each C(certs/<identity>.crt) that is a regular file not starting with C(.), in
         name order, returned in RV(leaves). O(all), O(trust_bundle), O(chain), O(purpose), O(crl) and
         the renewal options apply to each. A missing C(certs) directory gives an empty list.
     type: path
