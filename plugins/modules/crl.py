@@ -62,6 +62,8 @@ options:
         description: RFC 5280 revocation reason, copied into RV(matches).
         type: str
         default: unspecified
+        choices: [unspecified, keyCompromise, cACompromise, affiliationChanged, superseded,
+                  cessationOfOperation, certificateHold, privilegeWithdrawn, aACompromise]
   revoke:
     description:
       - Certificates to revoke. Each item has exactly one of O(revoke[].serial) or O(revoke[].identity).

@@ -281,7 +281,7 @@ def generations(tmp_path):
     state_file = rot.StateFile(ca_dir)
     state_file.transition(lambda s: rot.begin(s, "issuing"))
     state_file.transition(lambda s: rot.complete(s, "trust"))
-    state_file.transition(lambda s: rot.advance(s))
+    state_file.transition(rot.advance)
     return ca_dir, serials
 
 

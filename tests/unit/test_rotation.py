@@ -464,8 +464,7 @@ def test_trusted_cas_in_bundle_order_shared_root_once():
     state = rot.advance(rot.complete(state, "trust", now=at(1)), now=at(2))
     state = rot.advance(rot.complete(state, "reissue", now=at(3)), blocking_leaves=[], now=at(4))
     assert [ca["name"] for ca in state.trusted_cas()] == ["root-1", "issuing-2"]
-    assert [ca["name"] for ca in state.trusted_cas()] == [
-        name for name in state.trusted_stores()]
+    assert [ca["name"] for ca in state.trusted_cas()] == state.trusted_stores()
 
 
 def test_crl_bundle_keeps_a_place_for_a_crl_to_rebuild():
