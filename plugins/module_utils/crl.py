@@ -288,6 +288,44 @@ def revoke_and_publish(store_path, passphrase, revocations=(), next_update_days=
         return result
 
 
+def find_in_trusted_generations(ca_dir, serial=None, identity=None, host=None, reason="unspecified"):
+    """Where a revocation request applies: the issuing store of every trusted CA generation whose
+    issuance index lists a certificate with ``serial``, or of ``identity`` on ``host`` (any status:
+    revoking again with the same reason changes nothing). During a CA rotation an identity can hold
+    certificates from two generations.
+
+    Returns ``[{"store", "ca_path", "serials", "revoke": [{"serial", "reason"}]}]`` in generation
+    order; a request that matches nothing fails, naming the stores searched.
+    """
+    from ansible_collections.fleet.mtls.plugins.module_utils.rotation import StateFile
+
+    if bool(serial) == bool(identity):
+        raise MtlsError("name what to revoke: either a serial or an identity (with its host), not both")
+    if identity and not host:
+        raise MtlsError("revoking identity %s needs the host it was issued for" % identity)
+    reason = canonical_reason(reason)
+    state_file = StateFile(ca_dir)
+    searched, matches = [], []
+    for generation in state_file.read().trusted_generations():
+        name = generation["issuing"]
+        searched.append(name)
+        index = CAStore(state_file.store_path(name)).index()
+        if serial:
+            entry = index.find_by_serial(serial)
+            found = [entry] if entry else []
+        else:
+            found = index.find_by_identity(identity, host)
+        serials = [entry["serial"] for entry in found]
+        if serials:
+            matches.append({"store": name, "ca_path": state_file.store_path(name), "serials": serials,
+                            "revoke": [{"serial": value, "reason": reason} for value in serials]})
+    if not matches:
+        raise MtlsError("No certificate %s was issued by a trusted CA generation (%s)." % (
+            ("with serial %s" % serial) if serial else ("of identity %s on host %s" % (identity, host)),
+            ", ".join(searched)))
+    return matches
+
+
 def _describe(crl):
     if crl is None:
         return "no CRL\n"

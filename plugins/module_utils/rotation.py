@@ -61,10 +61,33 @@ PHASE_GENERATION_STATES = {
 _ROOT_NAME = re.compile(r"^root-([0-9]+)$")
 _ISSUING_NAME = re.compile(r"^issuing-([0-9]+)$")
 _KNOWN_KEYS = frozenset(("format", "active", "generations", "rotation", "history", "phase"))
+# What the ca role publishes in the CA directory for the identity role (besides rotation.json).
+TRUST_BUNDLE_FILE = "trust-bundle.pem"
+CRL_BUNDLE_FILE = "crl-bundle.pem"
+SIGNING_CA_FILE = "signing-ca.pem"
+PUBLICATION_FILES = (STATE_FILE, TRUST_BUNDLE_FILE, CRL_BUNDLE_FILE, SIGNING_CA_FILE)
+PUBLICATION_MODE = 0o644
 
 
 def _store_number(name, pattern):
     return int(pattern.match(name).group(1))
+
+
+def store_name_suffix(name):
+    """Common name suffix of a CA store: ``root-1``/``issuing-1`` keep the configured names, later
+    stores get `` G<N>``, so two generations' CAs never share a subject (issuer lookups, CRL
+    matching, reports)."""
+    match = _ROOT_NAME.match(name) or _ISSUING_NAME.match(name)
+    if not match:
+        raise MtlsError("CA store %r is not named root-<N> or issuing-<N>" % (name,))
+    number = int(match.group(1))
+    return "" if number == 1 else " G%d" % number
+
+
+def crl_bundle(crls):
+    """One CRL per trusted CA, in bundle order, as one PEM text. A ``None`` entry (check mode: the
+    CRL would be rebuilt) leaves its place empty, so the bundle differs as it would."""
+    return "\n".join((crl or "").strip() for crl in crls) + "\n"
 
 
 class RotationState:
@@ -131,6 +154,22 @@ class RotationState:
                     names.append(name)
         return names
 
+    def trusted_cas(self):
+        """The CA stores of the trusted generations in bundle order, one entry per store (a root
+        shared by two generations once): ``name``, ``kind`` (root or intermediate), ``generation``
+        (the first trusted generation using it), ``parent`` (the root of an issuing CA) and
+        ``name_suffix`` (see ``store_name_suffix``)."""
+        cas, seen = [], set()
+        for generation in self.trusted_generations():
+            for name, kind, parent in ((generation["root"], "root", None),
+                                       (generation["issuing"], "intermediate", generation["root"])):
+                if name in seen:
+                    continue
+                seen.add(name)
+                cas.append({"name": name, "kind": kind, "generation": generation["id"], "parent": parent,
+                            "name_suffix": store_name_suffix(name)})
+        return cas
+
     def old_generation(self):
         """The generation a rotation replaces (None without a rotation)."""
         return self.generation(self.rotation["from"]) if self.rotation else None
@@ -144,6 +183,12 @@ class RotationState:
             return self.phase
         index = PHASES.index(self.phase)
         return PHASES[index + 1] if index + 1 < len(PHASES) else None
+
+    def remaining_phases(self):
+        """The phases a run that goes to the end still has to go through, from ``next_phase()`` on;
+        empty without a rotation."""
+        following = self.next_phase()
+        return list(PHASES[PHASES.index(following):]) if following else []
 
     def summary(self):
         """One line for humans: where the CA stands."""
@@ -388,6 +433,13 @@ def leaves_on_generation(leaves, key_ids, subjects=()):
     return blocking
 
 
+def _mode_of(path):
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        return None
+
+
 class StateFile:
     """``rotation.json`` in a CA directory, read and written under ``rotation.lock``."""
 
@@ -437,6 +489,88 @@ class StateFile:
             if changed:
                 atomic_write(self.path, after.to_json(), STATE_FILE_MODE)
         return before, after, changed
+
+    def initialize(self, check_mode=False):
+        """Record generation 1 when the CA directory has no ``rotation.json`` yet; an existing file is
+        left as it is. Returns ``(state, changed)``."""
+        self._require_dir()
+        if self.exists():
+            return self.read(), False
+        state = RotationState.initial()
+        if check_mode:
+            return state, True
+        with file_lock(self.lock_path):
+            if self.exists():
+                return self.read(), False
+            atomic_write(self.path, state.to_json(), STATE_FILE_MODE)
+        return state, True
+
+    def publication(self):
+        """What the ca role published: ``({file name: text}, [missing file names])``."""
+        published, missing = {}, []
+        for name in PUBLICATION_FILES:
+            raw = read_file(os.path.join(self.ca_dir, name), "CA publication")
+            if raw is None:
+                missing.append(name)
+            else:
+                published[name] = raw.decode("utf-8")
+        return published, missing
+
+    def publish(self, state, crls, check_mode=False):
+        """Write the trust bundle, CRL bundle and signing CA of ``state`` (each atomically, only
+        when it differs). ``crls``: the CRL of every trusted store, in ``trusted_stores`` order.
+
+        Returns ``({file name: text}, [changed file names], {file name: previous text or None})``.
+        """
+        stores = state.trusted_stores()
+        if len(crls) != len(stores):
+            raise MtlsError("publishing needs one CRL per trusted CA store (%s), got %d"
+                            % (", ".join(stores), len(crls)))
+        bundle, missing = self.trust_bundle(state)
+        if missing:
+            raise MtlsError("cannot publish the trust bundle: CA store(s) %s do not exist in %s; the "
+                            "fleet.mtls.ca role creates them" % (", ".join(missing), self.ca_dir))
+        signing = CAStore(self.store_path(state.active_generation()["issuing"]))
+        texts = {TRUST_BUNDLE_FILE: bundle, CRL_BUNDLE_FILE: crl_bundle(crls),
+                 SIGNING_CA_FILE: certificate_pem(signing.certificate()).decode("ascii")}
+        changed, before = [], {}
+        for name in (TRUST_BUNDLE_FILE, CRL_BUNDLE_FILE, SIGNING_CA_FILE):
+            path = os.path.join(self.ca_dir, name)
+            raw = read_file(path, "CA publication")
+            before[name] = None if raw is None else raw.decode("utf-8")
+            if before[name] == texts[name] and _mode_of(path) == PUBLICATION_MODE:
+                continue
+            changed.append(name)
+            if not check_mode:
+                atomic_write(path, texts[name].encode("utf-8"), PUBLICATION_MODE)
+        return texts, changed, before
+
+    def report_input(self):
+        """What ``report.build_report`` takes as ``ca``: the recorded state (``{}`` without
+        ``rotation.json``), every generation's CA certificates (PEM, retired ones included: old
+        leaves still name them) and the CRL state (``crl.json``) of every trusted store."""
+        from ansible_collections.fleet.mtls.plugins.module_utils.crl import load_crl_state
+
+        if not self.exists():
+            return {"rotation": {}, "generations": [], "crls": []}
+        state = self.read()
+        generations = []
+        for generation in state.generations:
+            pems = {}
+            for key in ("root", "issuing"):
+                path = os.path.join(self.store_path(generation[key]), "ca.crt")
+                raw = read_file(path, "CA certificate")
+                if raw is None:
+                    raise MtlsError("CA generation %d lists store %s, but %s does not exist"
+                                    % (generation["id"], generation[key], path))
+                pems[key + "_pem"] = raw.decode("ascii")
+            generations.append(dict(pems, id=generation["id"], state=generation["state"]))
+        crls = []
+        for name in state.trusted_stores():
+            crl_state = load_crl_state(os.path.join(self.store_path(name), "crl.json")) or {}
+            crls.append({"ca": name, "next_update": crl_state.get("next_update"),
+                         "this_update": crl_state.get("this_update"), "crl_number": crl_state.get("crl_number")})
+        return {"rotation": state.to_dict(), "generations": generations, "crls": crls}
 
     def _is_current(self, state):
         raw = read_file(self.path, "CA generation state")

@@ -35,6 +35,11 @@ options:
   state:
     description:
       - V(status) only reports.
+      - V(initialize) reports as V(status) and writes C(rotation.json) (generation 1 active) when the CA
+        directory has none yet; an existing file is left as it is. The P(fleet.mtls.ca#role) role runs it.
+      - V(publish) writes the fleet's trust bundle (C(trust-bundle.pem)), CRL bundle (C(crl-bundle.pem),
+        from O(crls)) and signing CA (C(signing-ca.pem)) into O(ca_dir), each atomically and only when it
+        differs. The P(fleet.mtls.ca#role) role runs it once every trusted store exists.
       - V(begin) starts a rotation with O(scope) (phase V(trust)); while a rotation with the same scope
         is under way it changes nothing, another scope is refused.
       - V(complete) records that the work of O(phase) is done on the fleet. Completing V(retire) closes
@@ -42,7 +47,7 @@ options:
       - V(advance) enters the next phase once the recorded one is complete. Entering V(retire) is refused
         while O(leaves) holds a certificate that chains to the old generation; the message names the hosts.
     type: str
-    choices: [status, begin, complete, advance]
+    choices: [status, initialize, begin, complete, advance, publish]
     default: status
   scope:
     description:
@@ -66,6 +71,31 @@ options:
         RV(old_generation_leaves).
     type: list
     elements: dict
+  crls:
+    description:
+      - With O(state=publish), the CRL (PEM) of every trusted store, in the order of RV(trust_stores);
+        V(null) for a CRL that check mode would rebuild (its place in the bundle stays empty).
+    type: list
+    elements: raw
+  root_common_name:
+    description:
+      - The configured common name of root CAs; RV(ca_stores) then holds each root's C(common_name)
+        (generation 1 keeps it, later roots get C( G<N>)).
+    type: str
+  issuing_common_name:
+    description: As O(root_common_name), for the issuing CAs.
+    type: str
+  for_report:
+    description:
+      - Also return RV(report_input), what M(fleet.mtls.report)'s assembly reads from the CA holder.
+    type: bool
+    default: false
+  read_publication:
+    description:
+      - Also return what the P(fleet.mtls.ca#role) role published (RV(publication),
+        RV(publication_missing)).
+    type: bool
+    default: false
 notes:
   - In check mode the transition is validated and its result returned; nothing is written.
   - The stores of a new generation are created by the P(fleet.mtls.ca#role) role from C(rotation.json);
@@ -138,6 +168,16 @@ next_phase:
   description: The phase to run next (the recorded one until it completes), V(null) without a rotation.
   returned: always
   type: str
+remaining_phases:
+  description: The phases from RV(next_phase) to the end of the rotation (what a run to the end goes through); empty without a rotation.
+  returned: always
+  type: list
+  elements: str
+phases:
+  description: Every phase of a rotation, in order (V(trust), V(reissue), V(retire)).
+  returned: always
+  type: list
+  elements: str
 history:
   description: Finished rotations (C(scope), C(from), C(to), C(started), C(finished)).
   returned: always
@@ -166,6 +206,57 @@ trust_bundle:
   description: PEM of every trusted CA certificate in bundle order; V(null) while a store is missing.
   returned: always
   type: str
+ca_stores:
+  description:
+    - The CA stores of the trusted generations in bundle order, one entry per store (a root shared by
+      two generations once), each with C(name), C(path), C(kind) (V(root) or V(intermediate)),
+      C(generation), C(parent_path) (the root of an issuing CA, V(null) for a root), C(path_length)
+      (V(0) for an issuing CA, V(null) for a root), C(name_suffix) (empty for C(root-1)/C(issuing-1),
+      C( G<N>) for later stores) and, with O(root_common_name)/O(issuing_common_name), C(common_name).
+  returned: always
+  type: list
+  elements: dict
+root_stores:
+  description: The entries of RV(ca_stores) with C(kind=root).
+  returned: always
+  type: list
+  elements: dict
+issuing_stores:
+  description: The entries of RV(ca_stores) with C(kind=intermediate).
+  returned: always
+  type: list
+  elements: dict
+crl_bundle:
+  description: With O(state=publish), the CRL bundle written (or, in check mode, that would be).
+  returned: when state is publish
+  type: str
+signing_ca:
+  description: With O(state=publish), PEM of the active issuing CA.
+  returned: when state is publish
+  type: str
+published_changes:
+  description: With O(state=publish), the files that were (in check mode would be) rewritten.
+  returned: when state is publish
+  type: list
+  elements: str
+report_input:
+  description:
+    - With O(for_report), C(rotation) (the recorded state, V({}) without C(rotation.json)),
+      C(generations) (C(id), C(state), C(root_pem), C(issuing_pem) of every generation) and C(crls)
+      (C(ca), C(next_update), C(this_update), C(crl_number) from each trusted store's C(crl.json)).
+  returned: when for_report is true
+  type: dict
+publication:
+  description:
+    - With O(read_publication), the published files found in O(ca_dir) by name (C(rotation.json),
+      C(trust-bundle.pem), C(crl-bundle.pem), C(signing-ca.pem)) and their text.
+  returned: when read_publication is true
+  type: dict
+publication_missing:
+  description: With O(read_publication), the published files that do not exist in O(ca_dir).
+  returned: when read_publication is true
+  type: list
+  elements: str
 old_generation_leaves:
   description:
     - Entries of O(leaves) that chain to the generation a rotation replaces (C(host), C(identity),
@@ -238,16 +329,50 @@ def _transition(module, state_file):
     return advance
 
 
+def _ca_stores(state_file, state, params):
+    base_names = {"root": params["root_common_name"], "intermediate": params["issuing_common_name"]}
+    stores = []
+    for ca in state.trusted_cas():
+        entry = {"name": ca["name"], "path": state_file.store_path(ca["name"]), "kind": ca["kind"],
+                 "generation": ca["generation"], "name_suffix": ca["name_suffix"],
+                 "parent_path": state_file.store_path(ca["parent"]) if ca["parent"] else None,
+                 "path_length": 0 if ca["kind"] == "intermediate" else None}
+        if base_names[ca["kind"]] is not None:
+            entry["common_name"] = base_names[ca["kind"]] + ca["name_suffix"]
+        stores.append(entry)
+    return stores
+
+
+def _publish(module, state_file, state):
+    texts, changed, before = state_file.publish(state, module.params["crls"] or [], check_mode=module.check_mode)
+    result = {"changed": bool(changed), "crl_bundle": texts[rot.CRL_BUNDLE_FILE],
+              "signing_ca": texts[rot.SIGNING_CA_FILE], "published_changes": changed}
+    if module._diff:
+        result["diff"] = [{"before": before[name] or "", "after": texts[name],
+                           "before_header": os.path.join(state_file.ca_dir, name),
+                           "after_header": os.path.join(state_file.ca_dir, name)} for name in changed]
+    return result
+
+
 def manage_rotation(module):
     params = module.params
     state_file = rot.StateFile(params["ca_dir"])
-    if params["state"] == "status":
+    extra = {}
+    if params["state"] in ("status", "publish"):
         before = after = state_file.read()
         changed = False
+    elif params["state"] == "initialize":
+        existed = state_file.exists()
+        after, changed = state_file.initialize(check_mode=module.check_mode)
+        before = after if existed else None
     else:
         before, after, changed = state_file.transition(_transition(module, state_file),
                                                        check_mode=module.check_mode)
+    if params["state"] == "publish":
+        extra = _publish(module, state_file, after)
+        changed = extra.pop("changed")
     bundle, missing = state_file.trust_bundle(after)
+    ca_stores = _ca_stores(state_file, after, params)
     result = {
         "changed": changed,
         "active": after.data["active"],
@@ -256,16 +381,29 @@ def manage_rotation(module):
         "phase": after.phase,
         "phase_completed": after.phase_completed,
         "next_phase": after.next_phase(),
+        "remaining_phases": after.remaining_phases(),
+        "phases": list(rot.PHASES),
         "history": after.data["history"],
         "summary": after.summary(),
         "active_issuing": state_file.store_path(after.active_generation()["issuing"]),
         "trust_stores": [state_file.store_path(name) for name in after.trusted_stores()],
         "missing_stores": missing,
         "trust_bundle": None if missing else bundle,
+        "ca_stores": ca_stores,
+        "root_stores": [store for store in ca_stores if store["kind"] == "root"],
+        "issuing_stores": [store for store in ca_stores if store["kind"] == "intermediate"],
         "old_generation_leaves": _old_generation_leaves(state_file, after, params["leaves"]),
     }
-    if module._diff:
-        result["diff"] = {"before": before.to_json(), "after": after.to_json(),
+    diff = extra.pop("diff", None)
+    result.update(extra)
+    if params["for_report"]:
+        result["report_input"] = state_file.report_input()
+    if params["read_publication"]:
+        result["publication"], result["publication_missing"] = state_file.publication()
+    if diff is not None:
+        result["diff"] = diff
+    elif module._diff:
+        result["diff"] = {"before": before.to_json() if before is not None else "", "after": after.to_json(),
                           "before_header": state_file.path, "after_header": state_file.path}
     return result
 
@@ -274,11 +412,18 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             ca_dir=dict(type="path", required=True),
-            state=dict(type="str", default="status", choices=["status", "begin", "complete", "advance"]),
+            state=dict(type="str", default="status",
+                       choices=["status", "initialize", "begin", "complete", "advance", "publish"]),
             scope=dict(type="str", choices=list(rot.SCOPES)),
             phase=dict(type="str", choices=list(rot.PHASES)),
             leaves=dict(type="list", elements="dict"),
+            crls=dict(type="list", elements="raw"),
+            root_common_name=dict(type="str"),
+            issuing_common_name=dict(type="str"),
+            read_publication=dict(type="bool", default=False),
+            for_report=dict(type="bool", default=False),
         ),
+        required_if=[("state", "publish", ("crls",))],
         supports_check_mode=True,
     )
     run_module(module, manage_rotation)

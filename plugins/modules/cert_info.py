@@ -30,12 +30,25 @@ options:
       - PEM file to inspect. The first certificate is the one described; further certificates in the
         file count as untrusted intermediates for O(trust_bundle) validation.
       - A missing file is not an error; RV(exists) is then V(false).
-      - Exactly one of O(path) and O(content) is required.
+      - Exactly one of O(path), O(content) and O(mtls_dir) is required.
     type: path
   content:
     description:
       - PEM text to inspect instead of a file.
     type: str
+  mtls_dir:
+    description:
+      - Instead of one file, inspect every leaf installed under this on-host directory (the roles'
+        C(mtls_dir)), that is each C(certs/<identity>.crt) that is a regular file not starting with C(.), in
+        name order, returned in RV(leaves). O(all), O(trust_bundle), O(chain), O(purpose), O(crl) and
+        the renewal options apply to each. A missing C(certs) directory gives an empty list.
+    type: path
+  chain_files:
+    description:
+      - With O(mtls_dir), inspect each identity's chain file (C(certs/<identity>.chain.pem), what
+        servers present) instead of its leaf file.
+    type: bool
+    default: false
   all:
     description:
       - Also return RV(certificates), a description of every certificate in the file, in file order.
@@ -98,6 +111,11 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: Inspect every installed leaf (certs/*.crt) of a host
+  fleet.mtls.cert_info:
+    mtls_dir: /etc/mtls
+  register: installed  # installed.leaves: one entry per identity
+
 - name: Inspect the installed web identity
   fleet.mtls.cert_info:
     path: /etc/mtls/certs/web.chain.pem
@@ -124,6 +142,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+leaves:
+  description:
+    - With O(mtls_dir), one entry per installed leaf, in identity order, with C(identity), C(path)
+      (the file inspected), C(certificate_path) (the leaf file) and the fields this module returns
+      for one file (C(exists), C(subject), C(serial), C(aki), C(issuer), C(profile), ...).
+  returned: with mtls_dir
+  type: list
+  elements: dict
 exists:
   description: Whether O(path) exists (always V(true) with O(content)). When V(false) no other field is returned.
   returned: always
@@ -266,8 +292,13 @@ crl_next_update:
   type: str
 """
 
+import errno
+import os
+import stat
+
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import read_file
 from ansible_collections.fleet.mtls.plugins.module_utils.inspect import (
     REVOCATION_GOOD, REVOCATION_REVOKED, check_revocation, describe_certificate, find_issuer,
@@ -327,15 +358,68 @@ def _revocation_fields(params, leaf, candidates):
     return fields
 
 
+_LEAF_SUFFIX = ".crt"
+_CHAIN_SUFFIX = ".chain.pem"
+
+
+def installed_leaves(mtls_dir):
+    """(identity, leaf path, chain path) of every leaf installed under ``mtls_dir``, by identity:
+    each ``certs/<identity>.crt`` that is a regular file whose name does not start with ``.``."""
+    certs = os.path.join(mtls_dir, "certs")
+    try:
+        names = sorted(os.listdir(certs))
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return []
+        raise MtlsError("cannot list the installed certificates in %s: %s" % (certs, exc.strerror or exc))
+    found = []
+    for name in names:
+        path = os.path.join(certs, name)
+        if name.startswith(".") or not name.endswith(_LEAF_SUFFIX) or len(name) == len(_LEAF_SUFFIX):
+            continue
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            continue
+        identity = name[:-len(_LEAF_SUFFIX)]
+        found.append((identity, path, os.path.join(certs, identity + _CHAIN_SUFFIX)))
+    return found
+
+
+def _inspect_installed(params):
+    leaves = []
+    for identity, leaf_path, chain_path in installed_leaves(params["mtls_dir"]):
+        path = chain_path if params["chain_files"] else leaf_path
+        try:
+            entry = _inspect_file(params, path)
+        except MtlsError as exc:
+            raise MtlsError("%s (identity %s): %s" % (os.path.basename(leaf_path), identity, exc.message),
+                            identity=identity, path=path, **exc.details)
+        entry.pop("changed", None)
+        entry.update(identity=identity, path=path, certificate_path=leaf_path)
+        leaves.append(entry)
+    return {"changed": False, "leaves": leaves}
+
+
+def _inspect_file(params, path):
+    data = read_file(path, "certificate file")
+    if data is None:
+        return {"changed": False, "exists": False}
+    return _inspect(params, data, path)
+
+
 def inspect_certificate(module):
     params = module.params
+    if params["mtls_dir"] is not None:
+        if params["key_path"] is not None:
+            raise MtlsError("key_path names one identity's key: it cannot be combined with mtls_dir")
+        return _inspect_installed(params)
+    if params["chain_files"]:
+        raise MtlsError("chain_files only applies with mtls_dir")
     if params["path"] is not None:
-        data = read_file(params["path"], "certificate file")
-        if data is None:
-            return {"changed": False, "exists": False}
-        source = params["path"]
-    else:
-        data, source = params["content"], "content"
+        return _inspect_file(params, params["path"])
+    return _inspect(params, params["content"], "content")
+
+
+def _inspect(params, data, source):
     expected = Expected(renew_fraction=params["renew_fraction"], renew_days=params["renew_days"])
     certificates = load_certificates(data, source)
     leaf = certificates[0]
@@ -356,6 +440,8 @@ def main():
         argument_spec=dict(
             path=dict(type="path"),
             content=dict(type="str"),
+            mtls_dir=dict(type="path"),
+            chain_files=dict(type="bool", default=False),
             all=dict(type="bool", default=False),
             key_path=dict(type="path"),
             key_passphrase=dict(type="str", no_log=True),
@@ -366,8 +452,8 @@ def main():
             renew_fraction=dict(type="float"),
             renew_days=dict(type="int"),
         ),
-        required_one_of=[("path", "content")],
-        mutually_exclusive=[("path", "content")],
+        required_one_of=[("path", "content", "mtls_dir")],
+        mutually_exclusive=[("path", "content", "mtls_dir")],
         supports_check_mode=True,
     )
     run_module(module, inspect_certificate)

@@ -169,3 +169,33 @@ def test_corrupt_state_is_reported(ansible_module, ca_dir):
     result = ansible_module("ca_rotation", {"ca_dir": ca_dir})
     assert result["failed"]
     assert "rotation.json is not a valid CA generation state: 'active' is 3 but generation 1 is the active one" in result["msg"]
+
+
+def test_initialize_names_the_stores_and_publish_writes_the_bundles(ansible_module, make, ca_dir):
+    planned = ansible_module("ca_rotation", {"ca_dir": ca_dir, "state": "initialize"}, check=True, diff=True)
+    assert planned["changed"] and planned["diff"]["before"] == "" and '"active": 1' in planned["diff"]["after"]
+    assert not os.path.exists(os.path.join(ca_dir, "rotation.json")), "check mode writes nothing"
+    done = ansible_module("ca_rotation", {"ca_dir": ca_dir, "state": "initialize",
+                                          "root_common_name": "Fleet Root", "issuing_common_name": "Fleet Issuing"})
+    assert done["changed"] and state_on_disk(ca_dir)["active"] == 1
+    assert ansible_module("ca_rotation", {"ca_dir": ca_dir, "state": "initialize"})["changed"] is False
+    ansible_module("ca_rotation", {"ca_dir": ca_dir, "state": "begin", "scope": "root"})
+    begun = ansible_module("ca_rotation", {"ca_dir": ca_dir, "root_common_name": "Fleet Root",
+                                           "issuing_common_name": "Fleet Issuing"})
+    assert [(s["name"], s["kind"], s["common_name"], s["path_length"]) for s in begun["ca_stores"]] == [
+        ("root-1", "root", "Fleet Root", None), ("issuing-1", "intermediate", "Fleet Issuing", 0),
+        ("root-2", "root", "Fleet Root G2", None), ("issuing-2", "intermediate", "Fleet Issuing G2", 0)]
+    assert [s["name"] for s in begun["root_stores"]] == ["root-1", "root-2"]
+    assert begun["issuing_stores"][1]["parent_path"] == os.path.join(ca_dir, "root-2")
+    make("generation", ca_dir, 2, PASSPHRASE)
+    published = ansible_module("ca_rotation", {"ca_dir": ca_dir, "state": "publish",
+                                               "crls": ["C1", "C2", "C3", "C4"]}, diff=True)
+    assert published["changed"] and published["published_changes"] == [
+        "trust-bundle.pem", "crl-bundle.pem", "signing-ca.pem"]
+    assert published["crl_bundle"] == "C1\nC2\nC3\nC4\n"
+    assert published["signing_ca"] == open(os.path.join(ca_dir, "issuing-1", "ca.crt")).read()
+    assert published["trust_bundle"].count("BEGIN CERTIFICATE") == 4
+    assert ansible_module("ca_rotation", {"ca_dir": ca_dir, "state": "publish",
+                                          "crls": ["C1", "C2", "C3", "C4"]})["changed"] is False
+    read = ansible_module("ca_rotation", {"ca_dir": ca_dir, "read_publication": True})
+    assert read["publication_missing"] == [] and read["publication"]["crl-bundle.pem"] == "C1\nC2\nC3\nC4\n"

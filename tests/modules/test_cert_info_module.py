@@ -134,3 +134,41 @@ def test_bad_inputs_fail_with_a_clear_message(ansible_module, pki_dir, args, mes
     assert run.get("failed") is True
     assert message.format(**values) in run["msg"]
     assert "PRIVATE KEY" not in run.output
+
+
+def test_every_installed_leaf_of_an_mtls_dir(ansible_module, pki_dir, tmp_path):
+    pki = pki_dir["pki"]
+    certs = tmp_path / "mtls" / "certs"
+    certs.mkdir(parents=True)
+    pki_dir["web"].write(str(certs), "web")
+    client = pki.client("app.test")
+    client.write(str(certs), "app")
+    os.remove(str(certs / "app.chain.pem"))
+    (certs / ".hidden.crt").write_bytes(client.cert_pem)
+    os.symlink(str(certs / "web.crt"), str(certs / "link.crt"))
+    (certs / "web.csr").write_text("not a leaf")
+    (tmp_path / "mtls" / "trust-bundle.pem").write_bytes(pki.trust_bundle_pem)
+
+    leaves = ansible_module("cert_info", {"mtls_dir": str(tmp_path / "mtls")}, check=True)
+    assert not leaves.get("failed"), leaves.result
+    assert [(leaf["identity"], leaf["path"], leaf["exists"]) for leaf in leaves["leaves"]] == [
+        ("app", str(certs / "app.crt"), True), ("web", str(certs / "web.crt"), True)]
+    assert leaves["leaves"][0]["profile"] == "client" and leaves["leaves"][1]["subject"].startswith("CN=web.test")
+    assert leaves["leaves"][1]["count"] == 1
+
+    chains = ansible_module("cert_info", {"mtls_dir": str(tmp_path / "mtls"), "chain_files": True, "all": True,
+                                          "trust_bundle": str(tmp_path / "mtls" / "trust-bundle.pem")})
+    assert not chains.get("failed"), chains.result
+    app, web = chains["leaves"]
+    assert app == {"identity": "app", "path": str(certs / "app.chain.pem"), "certificate_path": str(certs / "app.crt"),
+                   "exists": False}
+    assert web["count"] == 2 and len(web["certificates"]) == 2 and web["chain_valid"] is True
+
+    empty = ansible_module("cert_info", {"mtls_dir": str(tmp_path / "nothing")})
+    assert not empty.get("failed") and empty["leaves"] == []
+    refused = ansible_module("cert_info", {"mtls_dir": str(tmp_path / "mtls"), "key_path": "/x"})
+    assert refused.get("failed") and "cannot be combined with mtls_dir" in refused["msg"]
+
+    (certs / "broken.crt").write_text("garbage")
+    broken = ansible_module("cert_info", {"mtls_dir": str(tmp_path / "mtls")})
+    assert broken.get("failed") and broken["msg"].startswith("broken.crt (identity broken): ")

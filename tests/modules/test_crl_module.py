@@ -153,3 +153,26 @@ def test_bad_requests_fail_clearly_and_leave_the_store_alone(ansible_module, pki
     assert message.format(**serials) in run["msg"]
     assert snapshot(pki["store"]) == before
     assert_no_secret(run)
+
+
+def test_find_searches_the_trusted_generations_and_names_a_miss(ansible_module, pki):
+    ca_dir = pki["tmp"] / "ca"
+    ca_dir.mkdir()
+    os.rename(pki["root"], str(ca_dir / "root-1"))
+    os.rename(pki["store"], str(ca_dir / "issuing-1"))
+    before = snapshot(str(ca_dir))
+    web = [leaf["serial"] for leaf in pki["leaves"] if leaf["identity"] == "web" and leaf["host"] == "h2"]
+    found = ansible_module("crl", {"ca_dir": str(ca_dir), "find": {"identity": "web", "host": "h2",
+                                                                   "reason": "keyCompromise"}})
+    assert not found.get("failed") and not found["changed"], found.result
+    assert found["matches"] == [{"store": "issuing-1", "ca_path": str(ca_dir / "issuing-1"), "serials": web,
+                                 "revoke": [{"serial": web[0], "reason": "keyCompromise"}]}]
+    missed = ansible_module("crl", {"ca_dir": str(ca_dir), "find": {"serial": "0xdeadbeef"}})
+    assert missed.get("failed")
+    assert "No certificate with serial 0xdeadbeef was issued by a trusted CA generation (issuing-1)" in missed["msg"]
+    mixed = ansible_module("crl", {"ca_dir": str(ca_dir), "ca_path": str(ca_dir / "issuing-1"),
+                                   "find": {"serial": web[0]}})
+    assert mixed.get("failed") and "do not combine it with ca_path" in mixed["msg"]
+    bare = ansible_module("crl", {"ca_path": str(ca_dir / "issuing-1")})
+    assert bare.get("failed") and "missing required arguments: ca_passphrase" in bare["msg"]
+    assert snapshot(str(ca_dir)) == before, "find writes nothing"

@@ -244,7 +244,8 @@ CASES = [
     Case("report: threshold that is no number", "fleet.mtls.report", {"mtls_report_warn_days": "three weeks"},
          [r"fleet\.mtls\.report_settings: mtls_report_warn_days must be a number of days >= 0, got 'three weeks'"]),
     Case("report: trust bundle that cannot be read", "fleet.mtls.report", {},
-         [r"failed: \[h1\] \(item=h1\.crt\)", r"cannot read trust_bundle \S+/h1/trust-bundle\.pem: Is a directory"], breaks=_bundle_a_directory("h1")),
+         [r"fatal: \[h1\]: FAILED!.*h1\.crt \(identity h1\)", r"cannot read trust_bundle \S+/h1/trust-bundle\.pem: Is a directory"],
+         breaks=_bundle_a_directory("h1")),
     Case("report: flag that is no flag", "fleet.mtls.report", {"mtls_report_fail_on_problems": "maybe"},
          [r"mtls_report_fail_on_problems must be a boolean \(true or false\), got 'maybe'"]),
 ]

@@ -140,3 +140,56 @@ def test_bad_warn_days_fails_clearly_and_writes_nothing(fleet, runs):
     # Stopped before any host was inspected.
     assert "Inspect the certificates of every host" not in result.stdout
     assert (fleet / "out" / "fleet.json").read_bytes() == before
+
+
+def _run(playbook, inventory, cwd, *extra):
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=_collections_path(), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_PYTHON_INTERPRETER=sys.executable)
+    proc = subprocess.run([_ansible_playbook(), playbook, "-i", str(inventory)] + list(extra), capture_output=True,
+                          text=True, env=env, cwd=str(cwd), timeout=900, check=False)
+    assert proc.returncode == 0, "%s failed:\n%s\n%s" % (playbook, proc.stdout[-5000:], proc.stderr[-2000:])
+    return proc.stdout
+
+
+def test_report_at_every_phase_of_a_ca_rotation(tmp_path):
+    """The CA holder and two clients on local connections: fleet.mtls.site, then a report before the
+    rotation and after each phase of fleet.mtls.rotate_ca (root scope). Each report succeeds and
+    shows where the rotation stands, incoming generation included."""
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text(json.dumps({"all": {
+        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                 "mtls_ca_dir": str(tmp_path / "ca"), "mtls_ca_passphrase": "rotation report passphrase",
+                 "mtls_identity_gather_facts": False},
+        "children": {"mtls_clients": {"hosts": {
+            name: {"mtls_dir": str(tmp_path / "hosts" / name)} for name in ("app1", "app2")}}}}}))
+    _run("fleet.mtls.site", inventory, tmp_path)
+    expected = [
+        (None, None, {"1": "active"}),
+        ("trust", "trust", {"1": "active", "2": "incoming"}),
+        ("reissue", "reissue", {"1": "retiring", "2": "active"}),
+        # Completing retire closes the rotation: no phase, generation 1 retired.
+        ("retire", None, {"1": "retired", "2": "active"}),
+    ]
+    out = tmp_path / "out"
+    out.mkdir()
+    for run_phase, shown_phase, states in expected:
+        if run_phase:
+            _run("fleet.mtls.rotate_ca", inventory, tmp_path, "-e", "mtls_rotate_ca_scope=root",
+                 "-e", "mtls_rotate_ca_phase=%s" % run_phase)
+        _run("fleet.mtls.report", inventory, tmp_path, "-e", "mtls_report_json=%s" % (out / "fleet.json"),
+             "-e", "mtls_report_prometheus=%s" % out)
+        report = json.loads((out / "fleet.json").read_text())
+        where = "after phase %s" % run_phase
+        assert report["ca"]["phase"] == shown_phase, where
+        assert {g["id"]: g["state"] for g in report["ca"]["generations"]} == states, where
+        prom = (out / "fleet_mtls.prom").read_text()
+        for state in states.values():
+            assert 'state="%s"} 1.0' % state in prom, where
+        if shown_phase:
+            assert 'mtls_ca_rotation_phase{phase="%s"} 1.0' % shown_phase in prom, where
+            assert report["ca"]["phase_completed"] is True, where
+        rows = {(row["host"], row["identity"]): row for row in report["certificates"]}
+        assert set(rows) == {("app1", "app1"), ("app2", "app2")}, where
+        signing = "1" if run_phase in (None, "trust") else "2"
+        assert all(str(row["issuer_generation"]) == signing for row in rows.values()), (where, rows)
+        assert all(row["status"] == "ok" for row in rows.values()), (where, rows)

@@ -255,3 +255,65 @@ def test_crl_uses_the_index_revocation_dates(pki):
     text = subprocess.run(["openssl", "crl", "-noout", "-text"], input=pem, capture_output=True, check=True).stdout.decode()
     assert "Mar  1 08:00:00 2026 GMT" in text
     assert "Superseded" in text
+
+
+# -- finding a revocation request in every trusted CA generation ---------------------------------------
+
+@pytest.fixture
+def generations(tmp_path):
+    """A CA directory in the reissue phase of an issuing rotation: web on h1 holds a certificate of
+    each generation, mqtt only one of generation 1."""
+    from ansible_collections.fleet.mtls.plugins.module_utils import rotation as rot
+    ca_dir = str(tmp_path / "ca")
+    os.mkdir(ca_dir)
+    create_root(os.path.join(ca_dir, "root-1"), PASS, common_name="Find Root")
+    serials = {}
+    for number in (1, 2):
+        path = os.path.join(ca_dir, "issuing-%d" % number)
+        create_intermediate(path, PASS, os.path.join(ca_dir, "root-1"), PASS, common_name="Find Issuing %d" % number)
+        store = CAStore(path)
+        requests = [{"identity": "web", "host": "h1", "common_name": "web1", "profile": "server"}]
+        if number == 1:
+            requests.append({"identity": "mqtt", "host": "h1", "common_name": "sensor", "profile": "client"})
+        issued = sign_batch(store.load(PASS), store, requests, generate_keys=True, key_dir=str(tmp_path / "keys"))
+        for leaf in issued:
+            serials[(leaf.as_dict()["identity"], number)] = leaf.as_dict()["serial"]
+    state_file = rot.StateFile(ca_dir)
+    state_file.transition(lambda s: rot.begin(s, "issuing"))
+    state_file.transition(lambda s: rot.complete(s, "trust"))
+    state_file.transition(rot.advance)
+    return ca_dir, serials
+
+
+def test_find_an_identity_in_every_trusted_generation(generations):
+    ca_dir, serials = generations
+    matches = crl_lib.find_in_trusted_generations(ca_dir, identity="web", host="h1", reason="keycompromise")
+    assert [(m["store"], m["serials"]) for m in matches] == [
+        ("issuing-1", [serials[("web", 1)]]), ("issuing-2", [serials[("web", 2)]])]
+    assert matches[0]["ca_path"] == os.path.join(ca_dir, "issuing-1")
+    assert matches[1]["revoke"] == [{"serial": serials[("web", 2)], "reason": "keyCompromise"}]
+
+
+def test_find_a_serial_in_any_of_its_spellings(generations):
+    ca_dir, serials = generations
+    serial = serials[("mqtt", 1)]
+    colons = ":".join(serial[i:i + 2] for i in range(0, len(serial), 2))
+    for spelling in (serial, "0x" + serial.upper(), colons):
+        matches = crl_lib.find_in_trusted_generations(ca_dir, serial=spelling)
+        assert [(m["store"], m["serials"]) for m in matches] == [("issuing-1", [serial])]
+
+
+@pytest.mark.parametrize("request_, message", [
+    ({"serial": "0xdeadbeef"}, r"No certificate with serial 0xdeadbeef was issued by a trusted CA generation "
+                               r"\(issuing-1, issuing-2\)\."),
+    ({"identity": "nobody", "host": "h1"}, r"No certificate of identity nobody on host h1 was issued by a "
+                                           r"trusted CA generation \(issuing-1, issuing-2\)\."),
+    ({"identity": "web", "host": "h2"}, r"of identity web on host h2"),
+    ({"serial": "zz"}, r"invalid serial 'zz'"),
+    ({}, r"either a serial or an identity"),
+    ({"serial": "01", "identity": "web", "host": "h1"}, r"either a serial or an identity"),
+    ({"identity": "web"}, r"needs the host"),
+])
+def test_find_names_what_matched_nothing(generations, request_, message):
+    with pytest.raises(MtlsError, match=message):
+        crl_lib.find_in_trusted_generations(generations[0], **request_)

@@ -440,3 +440,114 @@ def test_refusal_on_a_fresh_directory_creates_nothing(ca_dir):
     with pytest.raises(MtlsError, match="no CA rotation is under way"):
         rot.StateFile(ca_dir).transition(rot.advance)
     assert os.listdir(ca_dir) == [], "not even the lock file"
+
+
+# -- store names, initialize and publish -------------------------------------------------------------
+
+@pytest.mark.parametrize("name, suffix", [("root-1", ""), ("issuing-1", ""), ("root-2", " G2"),
+                                          ("issuing-12", " G12")])
+def test_store_name_suffix(name, suffix):
+    assert rot.store_name_suffix(name) == suffix
+
+
+def test_store_name_suffix_refuses_other_names():
+    with pytest.raises(MtlsError, match="not named root-<N> or issuing-<N>"):
+        rot.store_name_suffix("ca-1")
+
+
+def test_trusted_cas_in_bundle_order_shared_root_once():
+    state = rot.begin(rot.RotationState.initial(), "issuing", now=at(0))
+    assert [(ca["name"], ca["kind"], ca["generation"], ca["parent"], ca["name_suffix"])
+            for ca in state.trusted_cas()] == [
+        ("root-1", "root", 1, None, ""), ("issuing-1", "intermediate", 1, "root-1", ""),
+        ("issuing-2", "intermediate", 2, "root-1", " G2")]
+    state = rot.advance(rot.complete(state, "trust", now=at(1)), now=at(2))
+    state = rot.advance(rot.complete(state, "reissue", now=at(3)), blocking_leaves=[], now=at(4))
+    assert [ca["name"] for ca in state.trusted_cas()] == ["root-1", "issuing-2"]
+    assert [ca["name"] for ca in state.trusted_cas()] == state.trusted_stores()
+
+
+def test_crl_bundle_keeps_a_place_for_a_crl_to_rebuild():
+    assert rot.crl_bundle(["A\n", None, " B "]) == "A\n\nB\n"
+
+
+def test_initialize_writes_generation_one_once(ca_dir):
+    state_file = rot.StateFile(ca_dir)
+    state, changed = state_file.initialize(check_mode=True)
+    assert changed and state == rot.RotationState.initial() and not state_file.exists()
+    state, changed = state_file.initialize()
+    assert changed and state_file.read() == rot.RotationState.initial()
+    assert stat.S_IMODE(os.stat(state_file.path).st_mode) == 0o600
+    rot_state = state_file.transition(lambda s: rot.begin(s, "root", now=at(0)))[1]
+    state, changed = state_file.initialize()
+    assert not changed and state == rot_state, "an existing file is left as it is"
+
+
+def test_publish_writes_the_bundles_atomically_and_only_when_they_differ(ca_dir):
+    create_root(os.path.join(ca_dir, "root-1"), PASS, common_name="Rotation Root 1")
+    create_intermediate(os.path.join(ca_dir, "issuing-1"), PASS, os.path.join(ca_dir, "root-1"), PASS,
+                        common_name="Rotation Issuing 1")
+    state_file = rot.StateFile(ca_dir)
+    state = state_file.read()
+    texts, changed, before = state_file.publish(state, ["CRL1\n", "CRL2\n"], check_mode=True)
+    assert changed == ["trust-bundle.pem", "crl-bundle.pem", "signing-ca.pem"]
+    assert before == {"trust-bundle.pem": None, "crl-bundle.pem": None, "signing-ca.pem": None}
+    assert not os.path.exists(os.path.join(ca_dir, "trust-bundle.pem")), "check mode writes nothing"
+    texts, changed, dummy = state_file.publish(state, ["CRL1\n", "CRL2\n"])
+    assert len(changed) == 3
+    issuing = open(os.path.join(ca_dir, "issuing-1", "ca.crt")).read()
+    assert texts["signing-ca.pem"] == issuing
+    assert texts["trust-bundle.pem"] == open(os.path.join(ca_dir, "root-1", "ca.crt")).read() + issuing
+    assert open(os.path.join(ca_dir, "crl-bundle.pem")).read() == "CRL1\nCRL2\n"
+    assert stat.S_IMODE(os.stat(os.path.join(ca_dir, "signing-ca.pem")).st_mode) == 0o644
+    published, missing = state_file.publication()
+    assert missing == ["rotation.json"] and published["crl-bundle.pem"] == "CRL1\nCRL2\n"
+    assert state_file.publish(state, ["CRL1\n", "CRL2\n"])[1] == []
+    assert state_file.publish(state, ["CRL1\n", None], check_mode=True)[1] == ["crl-bundle.pem"]
+
+
+def test_publish_refuses_missing_stores_and_a_wrong_crl_count(ca_dir):
+    state_file = rot.StateFile(ca_dir)
+    with pytest.raises(MtlsError, match="one CRL per trusted CA store"):
+        state_file.publish(state_file.read(), ["only one"])
+    with pytest.raises(MtlsError, match="root-1, issuing-1 do not exist"):
+        state_file.publish(state_file.read(), ["a", "b"])
+
+
+def test_remaining_phases_from_the_next_one_to_the_end():
+    state = rot.RotationState.initial()
+    assert state.remaining_phases() == []
+    state = rot.begin(state, "root", now=at(0))
+    assert state.remaining_phases() == ["trust", "reissue", "retire"]
+    state = rot.complete(state, "trust", now=at(1))
+    assert state.remaining_phases() == ["reissue", "retire"]
+    state = rot.advance(rot.complete(rot.advance(state, now=at(2)), "reissue", now=at(3)), now=at(4))
+    assert state.remaining_phases() == ["retire"]
+    assert rot.complete(state, "retire", now=at(5)).remaining_phases() == []
+
+
+def test_report_input_reads_every_generation_and_the_trusted_crls(ca_dir):
+    state_file = rot.StateFile(ca_dir)
+    assert state_file.report_input() == {"rotation": {}, "generations": [], "crls": []}
+    create_root(os.path.join(ca_dir, "root-1"), PASS, common_name="Report Root")
+    for number in (1, 2):
+        create_intermediate(os.path.join(ca_dir, "issuing-%d" % number), PASS, os.path.join(ca_dir, "root-1"), PASS,
+                            common_name="Report Issuing %d" % number)
+    state_file.initialize()
+    state = state_file.transition(lambda s: rot.begin(s, "issuing", now=at(0)))[1]
+    with open(os.path.join(ca_dir, "issuing-1", "crl.json"), "w") as handle:
+        json.dump({"crl_number": 4, "this_update": "2026-11-26T10:00:00Z", "next_update": "2026-12-03T10:00:00Z"},
+                  handle)
+    report = state_file.report_input()
+    assert report["rotation"] == state.to_dict()
+    assert [(g["id"], g["state"]) for g in report["generations"]] == [(1, "active"), (2, "incoming")]
+    assert report["generations"][1]["issuing_pem"] == open(os.path.join(ca_dir, "issuing-2", "ca.crt")).read()
+    assert report["generations"][1]["root_pem"] == report["generations"][0]["root_pem"]
+    assert report["crls"] == [
+        {"ca": "root-1", "next_update": None, "this_update": None, "crl_number": None},
+        {"ca": "issuing-1", "next_update": "2026-12-03T10:00:00Z", "this_update": "2026-11-26T10:00:00Z",
+         "crl_number": 4},
+        {"ca": "issuing-2", "next_update": None, "this_update": None, "crl_number": None}]
+    os.remove(os.path.join(ca_dir, "issuing-2", "ca.crt"))
+    with pytest.raises(MtlsError, match="CA generation 2 lists store issuing-2, but .*ca.crt does not exist"):
+        state_file.report_input()

@@ -1,0 +1,32 @@
+# -*- coding: utf-8 -*-
+# Copyright: fleet.mtls contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Fleet-wide glue every play reads (docs in the .yml files beside)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+
+CA_GROUP = "mtls_ca"
+CA_HOLDER_FALLBACK = "localhost"
+
+
+def ca_holder(groups):
+    """The host that holds the CA stores and signs: the first host of group ``mtls_ca``, or the
+    controller (``localhost``) when that group is missing or empty."""
+    if not isinstance(groups, dict) and not hasattr(groups, "get"):
+        raise AnsibleFilterError("fleet.mtls.ca_holder expects the inventory's groups (a mapping), got %s"
+                                 % type(groups).__name__)
+    members = groups.get(CA_GROUP) or []
+    if isinstance(members, str):
+        raise AnsibleFilterError("fleet.mtls.ca_holder: group %s must be a list of hosts, got the string %r"
+                                 % (CA_GROUP, members))
+    members = list(members)
+    return members[0] if members else CA_HOLDER_FALLBACK
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"ca_holder": ca_holder}
