@@ -43,8 +43,6 @@ import tempfile
 from ansible_collections.fleet.mtls.plugins.module_utils.compat import (
     isoformat, not_valid_after, not_valid_before, utcnow)
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
-from ansible_collections.fleet.mtls.plugins.module_utils.inspect import (
-    fingerprint_sha256, issued_by, load_certificates, serial_hex)
 from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import (
     StagedFiles, atomic_write, file_lock, parse_mode, read_regular_file, remove_leftovers, resolve_gid,
     resolve_uid)
@@ -55,6 +53,8 @@ from ansible_collections.fleet.mtls.plugins.module_utils.names import (
     build_subject, name_constraints_of, subject_string)
 from ansible_collections.fleet.mtls.plugins.module_utils.pkcs8 import (
     PBKDF2_ITERATIONS, pbkdf2_iterations, weak_encryption)
+from ansible_collections.fleet.mtls.plugins.module_utils.serials import random_serial, serial_hex
+from ansible_collections.fleet.mtls.plugins.module_utils.x509_info import fingerprint_sha256, issued_by, load_certificates
 
 try:
     from cryptography import x509
@@ -78,14 +78,6 @@ STORE_FILES = ("store.json", "ca.key", "ca.crt", "chain.pem", "index.json", "ind
 # killed run leaves, removed by the next ``ca`` run under the store's creation lock.
 _TEMP_SUFFIX = r"[A-Za-z0-9_]{8}"
 _OWN_TEMPS = re.compile(r"\.(?:store\.json|ca\.key|ca\.crt|chain\.pem)\." + _TEMP_SUFFIX)
-
-
-def random_serial():
-    """Positive serial with 159 random bits: at most 20 octets (RFC 5280 4.1.2.2), never zero."""
-    while True:
-        serial = int.from_bytes(os.urandom(20), "big") >> 1
-        if serial:
-            return serial
 
 
 def load_certificate(data, source):

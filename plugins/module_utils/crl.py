@@ -39,7 +39,8 @@ from ansible_collections.fleet.mtls.plugins.module_utils.compat import (
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import (
     StagedFiles, file_lock, read_regular_file, remove_leftovers)
-from ansible_collections.fleet.mtls.plugins.module_utils.index import canonical_reason, serial_hex, serial_int
+from ansible_collections.fleet.mtls.plugins.module_utils.index import canonical_reason
+from ansible_collections.fleet.mtls.plugins.module_utils.serials import serial_hex, serial_int
 
 try:
     from cryptography import x509

@@ -40,12 +40,11 @@ import pickle
 import re
 import traceback
 
-from ansible_collections.fleet.mtls.plugins.module_utils.ca_store import certificate_pem, random_serial
+from ansible_collections.fleet.mtls.plugins.module_utils.ca_store import certificate_pem
 from ansible_collections.fleet.mtls.plugins.module_utils.compat import isoformat, utcnow
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import StagedFiles, ensure_dir, parse_mode, read_all
 from ansible_collections.fleet.mtls.plugins.module_utils.index import new_entry
-from ansible_collections.fleet.mtls.plugins.module_utils.inspect import serial_hex
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import (
     KEY_TYPES, DEFAULT_KEY_TYPE, check_key_type, generate_private_key, key_type_of, private_key_mode,
     serialize_private_key)
@@ -53,7 +52,8 @@ from ansible_collections.fleet.mtls.plugins.module_utils.names import (
     build_subject, canonical_san, canonical_sans, check_name_constraints, san_to_general_name, subject_string)
 from ansible_collections.fleet.mtls.plugins.module_utils.profiles import (
     DEFAULT_PROFILE, check_profile, extended_key_usage, leaf_key_usage)
-from ansible_collections.fleet.mtls.plugins.module_utils.renewal import check_identity_name
+from ansible_collections.fleet.mtls.plugins.module_utils.host_layout import check_identity_name
+from ansible_collections.fleet.mtls.plugins.module_utils.serials import random_serial, serial_hex
 
 try:
     from cryptography import x509

@@ -42,13 +42,13 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible_collections.fleet.mtls.plugins.module_utils.compat import (
     isoformat, not_valid_after, not_valid_before, pem_blocks, utcnow)
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
-from ansible_collections.fleet.mtls.plugins.module_utils.inspect import serial_hex
 from ansible_collections.fleet.mtls.plugins.module_utils.issuance import (
     DEFAULT_VALIDITY_DAYS, check_host_name, leaf_sans, load_csr)
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import KEY_TYPES, check_key_type, key_type_of
+from ansible_collections.fleet.mtls.plugins.module_utils.serials import serial_hex
 from ansible_collections.fleet.mtls.plugins.module_utils.names import common_name_of, sans_of, subject_string
 from ansible_collections.fleet.mtls.plugins.module_utils.profiles import DEFAULT_PROFILE, check_profile, profile_of
-from ansible_collections.fleet.mtls.plugins.module_utils.renewal import check_identity_name
+from ansible_collections.fleet.mtls.plugins.module_utils.host_layout import check_identity_name
 
 try:
     import hvac

@@ -269,7 +269,7 @@ crl_next_update:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import read_file
-from ansible_collections.fleet.mtls.plugins.module_utils.inspect import (
+from ansible_collections.fleet.mtls.plugins.module_utils.x509_info import (
     REVOCATION_GOOD, REVOCATION_REVOKED, check_revocation, describe_certificate, find_issuer,
     load_certificate_file, load_certificates, load_crl_file, verify_chain)
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import load_private_key, same_public_key

@@ -20,6 +20,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils.keys import key_type_of
 from ansible_collections.fleet.mtls.plugins.module_utils.names import (
     common_name_of, sans_of, subject_string)
 from ansible_collections.fleet.mtls.plugins.module_utils.profiles import eku_names, profile_of
+from ansible_collections.fleet.mtls.plugins.module_utils.serials import serial_hex
 
 try:
     from cryptography import x509
@@ -120,11 +121,6 @@ def load_crl_file(path, what):
 
 def _first_line(exc):
     return (str(exc).splitlines() or [type(exc).__name__])[0]
-
-
-def serial_hex(serial_number):
-    """The one serial format of returns: lower-case hex, no colons, no leading zeros."""
-    return "%x" % serial_number
 
 
 def _colon_hex(data):
