@@ -26,12 +26,11 @@ __metaclass__ = type
 import contextlib
 import json
 import os
-import re
 
 from ansible_collections.fleet.mtls.plugins.module_utils.compat import isoformat, utcnow
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import (
-    atomic_write, file_lock, read_regular_file, remove_leftovers)
+    atomic_write, file_lock, read_file, remove_leftovers, temporaries_pattern)
 from ansible_collections.fleet.mtls.plugins.module_utils.serials import MAX_REDRAWS, serial_hex, serial_int
 
 INDEX_FORMAT = 1
@@ -67,7 +66,7 @@ class IssuanceIndex:
 
     def _read_document(self):
         """(document, raw bytes or None); the document always has an 'entries' list."""
-        data = read_regular_file(self.index_path, "issuance index")
+        data = read_file(self.index_path, "issuance index", follow_symlinks=False)
         if data is None:
             return {"format": INDEX_FORMAT, "entries": []}, None
         try:
@@ -125,8 +124,7 @@ class IssuanceIndex:
     def _remove_leftovers(self):
         """Temporaries of index.json killed writers left; call only under the lock."""
         name = os.path.basename(self.index_path)
-        return remove_leftovers(os.path.dirname(os.path.abspath(self.index_path)),
-                                re.compile(re.escape(".%s." % name) + r"[A-Za-z0-9_]{8}"))
+        return remove_leftovers(os.path.dirname(os.path.abspath(self.index_path)), temporaries_pattern([name]))
 
     def entries(self):
         with self._locked():
