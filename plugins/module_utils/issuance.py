@@ -68,8 +68,10 @@ SERVER_PROFILES = ("server", "server_client")
 _HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 # Below this many requests, forking workers costs more than the second core saves.
 PARALLEL_MIN_REQUESTS = 64
-_REQUEST_TYPES = {"identity": "str", "host": "str", "csr": "str", "profile": "str", "sans": "list",
-                  "common_name": "str", "validity_days": "int", "key_type": "str"}
+# The keys of one request of fleet.mtls.certificate and fleet.mtls.vault_certificate (which has no
+# key_type: it signs host-made keys only) and the type of each.
+REQUEST_TYPES = {"identity": "str", "host": "str", "csr": "str", "profile": "str", "sans": "list",
+                 "common_name": "str", "validity_days": "int", "key_type": "str"}
 
 
 def load_csr(data, source="CSR"):
@@ -132,11 +134,32 @@ def _check_validity_days(validity_days):
         raise MtlsError("validity_days must be a positive number of days, got %r" % (validity_days,))
 
 
-class LeafPlan:
-    """A validated request: everything needed to sign, nothing signed yet."""
+def given_requests(requests):
+    """A module's ``requests`` option as the library takes it: unset suboptions are dropped, so the
+    library applies its own defaults (fleet.mtls.certificate and vault_certificate)."""
+    return [dict((k, v) for k, v in request.items() if v is not None) for request in requests]
 
-    def __init__(self, position, identity, host, profile, common_name, sans, validity_days, csr=None,
-                 public_key=None, key_type=None):
+
+def issued_result(certificates, diff=False, **extra):
+    """Result of a signing module: ``changed``, ``certificates``, ``issued``, ``extra`` and, with
+    ``diff``, the identities signed (``host/identity``)."""
+    result = {"changed": True, "certificates": certificates, "issued": len(certificates)}
+    result.update(extra)
+    if diff:
+        names = ["%s/%s" % (c["host"], c["identity"]) if c["host"] else c["identity"] for c in certificates]
+        result["diff"] = {"before": {"issued": []}, "after": {"issued": names}}
+    return result
+
+
+def request_label(position, identity, host=None):
+    """How every message names a request of a batch: ``request 2 (identity web on host h1)``."""
+    return "request %d (identity %s%s)" % (position, identity, " on host %s" % host if host else "")
+
+
+class LeafRequest:
+    """A validated request of a signing batch, whichever backend signs it (local store or vault)."""
+
+    def __init__(self, position, identity, host, profile, common_name, sans, validity_days, key_type=None):
         self.position = position
         self.identity = identity
         self.host = host
@@ -144,19 +167,46 @@ class LeafPlan:
         self.common_name = common_name
         self.sans = sans
         self.validity_days = validity_days
-        self.csr = csr
-        self.subject = build_subject(common_name)
-        self.subject_text = subject_string(self.subject)
-        self.public_key = public_key
         self.key_type = key_type
-        self.private_key = None
-        self.key_path = None
         self.not_before = None
         self.not_after = None
 
     def label(self):
-        where = " on host %s" % self.host if self.host else ""
-        return "request %d (identity %s%s)" % (self.position, self.identity, where)
+        return request_label(self.position, self.identity, self.host)
+
+    def error(self, message, **details):
+        """MtlsError naming this request (and carrying request/identity/host for the module's result)."""
+        details.update(request=self.position, identity=self.identity, host=self.host)
+        return MtlsError("%s: %s" % (self.label(), message), **details)
+
+    def result(self, cert, cert_pem, chain_pem, subject, not_before, not_after, include_chain=True):
+        """One entry of the ``certificates`` return of fleet.mtls.certificate and vault_certificate.
+
+        ``cert`` None (check mode) leaves serial and certificate null. RETURN of both modules documents
+        this shape; ansible-core does not extend RETURN from doc fragments, so the text is written in
+        both and tests/unit/test_module_docs.py keeps the two in step.
+        """
+        result = {"identity": self.identity, "host": self.host, "profile": self.profile,
+                  "subject": subject, "sans": self.sans,
+                  "serial": serial_hex(cert.serial_number) if cert is not None else None,
+                  "certificate": cert_pem, "not_before": not_before, "not_after": not_after}
+        if include_chain:
+            result["chain"] = (cert_pem + chain_pem) if cert_pem is not None else None
+        return result
+
+
+class LeafPlan(LeafRequest):
+    """A validated request of the local signer: everything needed to sign, nothing signed yet."""
+
+    def __init__(self, position, identity, host, profile, common_name, sans, validity_days, csr=None,
+                 public_key=None, key_type=None):
+        LeafRequest.__init__(self, position, identity, host, profile, common_name, sans, validity_days, key_type)
+        self.csr = csr
+        self.subject = build_subject(common_name)
+        self.subject_text = subject_string(self.subject)
+        self.public_key = public_key
+        self.private_key = None
+        self.key_path = None
 
     def __getstate__(self):
         # A worker process hands plans back as plain data: the subject is rebuilt from the CN and
@@ -246,13 +296,13 @@ class LeafSigner:
 
 
 def _check_request_types(request):
-    unknown = sorted(set(request) - set(_REQUEST_TYPES))
+    unknown = sorted(set(request) - set(REQUEST_TYPES))
     if unknown:
-        raise MtlsError("unknown request keys %s (known: %s)" % (", ".join(unknown), ", ".join(_REQUEST_TYPES)))
+        raise MtlsError("unknown request keys %s (known: %s)" % (", ".join(unknown), ", ".join(REQUEST_TYPES)))
     for key, value in request.items():
         if value is None:
             continue
-        expected = _REQUEST_TYPES[key]
+        expected = REQUEST_TYPES[key]
         if key == "validity_days" and isinstance(value, str) and value.isdigit():
             request[key] = int(value)
         elif expected == "list":
@@ -272,7 +322,7 @@ def plan_request(leaf_signer, request, position=1, default_validity_days=DEFAULT
         raise MtlsError("request %d is not a dictionary" % position)
     identity = request.get("identity")
     host = request.get("host") or None
-    where = "request %d (identity %s%s)" % (position, identity, " on host %s" % host if host else "")
+    where = request_label(position, identity, host)
     try:
         _check_request_types(request)
         check_identity_name(identity)
@@ -318,19 +368,8 @@ class IssuedLeaf:
 
     def as_dict(self, include_chain=True):
         cert_pem = certificate_pem(self.certificate).decode("ascii") if self.certificate is not None else None
-        result = {
-            "identity": self.plan.identity,
-            "host": self.plan.host,
-            "profile": self.plan.profile,
-            "subject": self.plan.subject_text,
-            "sans": self.plan.sans,
-            "serial": serial_hex(self.certificate.serial_number) if self.certificate is not None else None,
-            "certificate": cert_pem,
-            "not_before": isoformat(self.plan.not_before),
-            "not_after": isoformat(self.plan.not_after),
-        }
-        if include_chain:
-            result["chain"] = (cert_pem + self.chain_pem) if cert_pem is not None else None
+        result = self.plan.result(self.certificate, cert_pem, self.chain_pem, self.plan.subject_text,
+                                  isoformat(self.plan.not_before), isoformat(self.plan.not_after), include_chain)
         if self.key_path is not None:
             result["key_path"] = self.key_path
         return result
@@ -411,8 +450,7 @@ class _BatchSpec:
             try:
                 signed.append((plan, self.leaf_signer.sign(plan, random_serial()), key_pem))
             except (ValueError, TypeError) as exc:  # a name the validation let through: never a traceback
-                raise MtlsError("%s: cannot sign: %s" % (plan.label(), exc), request=plan.position,
-                                identity=plan.identity, host=plan.host)
+                raise plan.error("cannot sign: %s" % exc)
         return signed
 
 

@@ -124,7 +124,7 @@ def test_describe_ca_and_other_key_types(pki):
 def test_chain_through_untrusted_intermediate_to_root(pki):
     leaf = pki.server()
     ok, reason, path = x509_info.verify_chain(leaf.cert, [pki.issuing.cert], [pki.root.cert],
-                                            purpose="serverAuth")
+                                              purpose="serverAuth")
     assert (ok, reason) == (True, None)
     assert [c.subject for c in path] == [leaf.cert.subject, pki.issuing.cert.subject, pki.root.cert.subject]
 
@@ -154,7 +154,7 @@ def test_ca_rotation_same_names_picks_the_right_key(pki):
         old_issuing = old_root.issue("Rotating Issuing", ca=True, with_key_ids=with_key_ids)
         leaf = new_issuing.issue("rotated.test", with_key_ids=with_key_ids)
         ok, reason, path = x509_info.verify_chain(leaf.cert, [old_issuing.cert, new_issuing.cert],
-                                                [old_root.cert, new_root.cert])
+                                                  [old_root.cert, new_root.cert])
         assert (ok, reason) == (True, None), with_key_ids
         assert path[1] is new_issuing.cert and path[2] is new_root.cert
 
@@ -166,7 +166,7 @@ def test_renewed_copy_of_an_intermediate_in_the_bundle_wins(pki):
                                   not_before=now() - 20 * DAY, not_after=now() - DAY)
     leaf = pki.client()
     ok, reason, path = x509_info.verify_chain(leaf.cert, [expired_copy.cert],
-                                            [pki.root.cert, pki.issuing.cert])
+                                              [pki.root.cert, pki.issuing.cert])
     assert (ok, reason) == (True, None)
     assert path[1] is pki.issuing.cert
 
@@ -181,7 +181,7 @@ def test_leaf_without_eku_serves_any_purpose(pki):
 
 def _verify(leaf, pki, purpose=None, intermediates=None, anchors=None, when=None):
     return x509_info.verify_chain(leaf.cert, intermediates if intermediates is not None else [pki.issuing.cert],
-                                anchors or [pki.root.cert], now=when, purpose=purpose)
+                                  anchors or [pki.root.cert], now=when, purpose=purpose)
 
 
 def test_expired_leaf(pki):
@@ -271,7 +271,7 @@ def test_unknown_purpose_and_empty_bundle_are_errors(pki):
 def test_revocation_good_and_revoked(pki):
     good, bad = pki.client("good.test"), pki.client("bad.test")
     crls = x509_info.load_crls(crl_pem(make_crl(pki.root), make_crl(pki.issuing, revoked=[bad.cert])),
-                             "crl.pem")
+                               "crl.pem")
     assert x509_info.check_revocation(good.cert, pki.issuing.cert, crls)["status"] == "good"
     revoked = x509_info.check_revocation(bad.cert, pki.issuing.cert, crls)
     assert revoked["status"] == "revoked"
