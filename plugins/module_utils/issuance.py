@@ -386,7 +386,8 @@ def sign_leaf(signer, csr, profile=DEFAULT_PROFILE, sans=None, validity_days=DEF
     return leaf_signer.sign(plan, serial if serial is not None else random_serial())
 
 
-def _check_batch_names(plans):
+def check_batch_names(plans):
+    """Each identity once per host in a batch (both signers): the later request is named."""
     seen = {}
     for plan in plans:
         key = (plan.host, plan.identity)
@@ -560,13 +561,13 @@ def sign_batch(signer, store, requests, validity_days=DEFAULT_VALIDITY_DAYS,
     spec = _BatchSpec(leaf_signer, list(requests), validity_days, generate_keys, key_root, allowed_key_types)
     if check_mode or workers == 1:
         plans = spec.plan(0, len(requests))
-        _check_batch_names(plans)
+        check_batch_names(plans)
         if check_mode:
             return [IssuedLeaf(plan, None, None, plan.key_path) for plan in plans]
         signed = spec.sign(plans)
     else:
         signed = _sign_parallel(spec, workers)
-        _check_batch_names([plan for plan, dummy, dummy2 in signed])
+        check_batch_names([plan for plan, dummy, dummy2 in signed])
 
     with StagedFiles(batch_sync=True) as staged_keys:
         if generate_keys:

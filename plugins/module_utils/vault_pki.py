@@ -44,7 +44,8 @@ from ansible_collections.fleet.mtls.plugins.module_utils.compat import (
     isoformat, not_valid_after, not_valid_before, pem_blocks, utcnow)
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.issuance import (
-    DEFAULT_VALIDITY_DAYS, REQUEST_TYPES, LeafRequest, check_host_name, leaf_sans, load_csr, request_label)
+    DEFAULT_VALIDITY_DAYS, REQUEST_TYPES, LeafRequest, check_batch_names, check_host_name, leaf_sans, load_csr,
+    request_label)
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import KEY_TYPES, check_key_type, key_type_of
 from ansible_collections.fleet.mtls.plugins.module_utils.names import common_name_of, sans_of, subject_string
 from ansible_collections.fleet.mtls.plugins.module_utils.profiles import DEFAULT_PROFILE, check_profile, profile_of
@@ -519,12 +520,7 @@ def sign_requests(pki, requests, roles=None, validity_days=DEFAULT_VALIDITY_DAYS
         check_profile(profile)
     plans = [plan_vault_request(request, position, validity_days, allowed_key_types)
              for position, request in enumerate(requests, 1)]
-    seen = {}
-    for plan in plans:
-        key = (plan.host, plan.identity)
-        if key in seen:
-            raise plan.error("duplicates request %d: each identity may appear once per host in a batch" % seen[key])
-        seen[key] = plan.position
+    check_batch_names(plans)
     pki.login()
     issuer_cert, issuer_chain = pki.issuer(issuer_ref)
     now = utcnow()
