@@ -8,10 +8,10 @@ before the first byte, fsynced, then renamed over the target. Several related fi
 with ``StagedFiles`` so a failure before ``commit()`` leaves every target untouched.
 
 Symbolic links: a file read with ``follow_symlinks=False`` (keys, certificates, CSRs of the on-host
-layout, every CA store file) is opened with O_NOFOLLOW and must be a regular file; attributes are set through such a
-descriptor (``set_file_attributes``), so a link planted at a key path never redirects a chmod or
-chown. A rename replaces a link itself, never its target. ``real_directory`` refuses a directory
-that is a link (the identity's ``private/`` and ``certs/``).
+layout, every CA store file) is opened with O_NOFOLLOW and must be a regular file; attributes are
+set through such a descriptor (``set_file_attributes``), so a link planted at a key path never
+redirects a chmod or chown. A rename replaces a link itself, never its target. ``real_directory``
+refuses a directory that is a link (the identity's ``private/`` and ``certs/``).
 """
 
 from __future__ import absolute_import, division, print_function
