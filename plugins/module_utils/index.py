@@ -38,6 +38,8 @@ INDEX_FORMAT = 1
 REVOCATION_REASONS = ("unspecified", "keyCompromise", "cACompromise", "affiliationChanged", "superseded",
                       "cessationOfOperation", "certificateHold", "privilegeWithdrawn", "aACompromise")
 _REASON_ALIASES = dict((name.lower().replace("_", ""), name) for name in REVOCATION_REASONS)
+
+
 def canonical_reason(reason):
     if reason is None or reason == "":
         return "unspecified"

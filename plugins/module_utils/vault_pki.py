@@ -592,6 +592,11 @@ except ImportError:
 
 # --- preparing a mount for the fleet ---------------------------------------------------------
 
+
+def _hours(days):
+    return "%dh" % (days * 24)
+
+
 # argument_spec of vault_pki_mount's ``policy`` option; its defaults are the policy without one.
 POLICY_SPEC = dict(
     allowed_domains=dict(type="list", elements="str", default=[]),
@@ -616,7 +621,7 @@ def role_policy(policy):
     minutes = policy.pop("backdate_minutes")
     if days is None or days <= 0 or minutes is None or minutes < 0:
         raise MtlsError("policy.max_validity_days must be positive and policy.backdate_minutes 0 or more")
-    policy["max_ttl"] = "%dh" % (days * 24)
+    policy["max_ttl"] = _hours(days)
     policy["not_before_duration"] = "%ds" % (minutes * 60)
     return policy
 
@@ -630,16 +635,11 @@ def import_material(ca_path, passphrase):
                                        serialization.NoEncryption()).decode("ascii")
     return key_pem, signer.chain_pem.decode("ascii")
 
+
 _ENGINE_KEY_TYPES = {"ec_p256": ("ec", 256), "ec_p384": ("ec", 384), "rsa2048": ("rsa", 2048),
                      "rsa3072": ("rsa", 3072), "rsa4096": ("rsa", 4096), "ed25519": ("ed25519", 0)}
-ROLE_POLICY_DEFAULTS = {"allowed_domains": [], "allow_subdomains": True, "allow_bare_domains": True,
-                        "allow_glob_domains": False, "allow_wildcard_certificates": False, "allow_any_name": False,
-                        "allow_localhost": False, "allow_ip_sans": True, "allowed_uri_sans": [],
-                        "enforce_hostnames": True, "max_ttl": "2160h", "not_before_duration": "300s"}
-
-
-def _hours(days):
-    return "%dh" % (days * 24)
+# The PKI role fields of the default policy (POLICY_SPEC's defaults).
+ROLE_POLICY_DEFAULTS = role_policy(None)
 
 
 def role_definition(profile, policy=None):
