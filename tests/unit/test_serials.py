@@ -25,13 +25,13 @@ def test_serial_int_refuses_what_is_not_hex(bad):
 
 def test_serial_hex_is_the_one_format_and_round_trips():
     assert serials.serial_hex(0x0AFF) == "aff"
-    for _ in range(20):
+    for dummy in range(20):
         serial = serials.random_serial()
         assert serials.serial_int(serials.serial_hex(serial)) == serial
 
 
 def test_random_serial_fits_rfc5280():
-    for _ in range(200):
+    for dummy in range(200):
         serial = serials.random_serial()
         assert 0 < serial < 2 ** 159
 
