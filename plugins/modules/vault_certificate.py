@@ -43,23 +43,6 @@ options:
     type: list
     elements: dict
     required: true
-  roles:
-    description:
-      - PKI role for each profile.
-    type: dict
-    suboptions:
-      server:
-        description: Role of V(server) certificates.
-        type: str
-        default: fleet-server
-      client:
-        description: Role of V(client) certificates.
-        type: str
-        default: fleet-client
-      server_client:
-        description: Role of V(server_client) certificates.
-        type: str
-        default: fleet-server-client
   issuer:
     description:
       - Issuer (name or ID) that signs, through C(<mount>/issuer/<issuer>/sign/<role>). Default - the mount's
@@ -95,6 +78,7 @@ options:
 extends_documentation_fragment:
   - fleet.mtls.attributes
   - fleet.mtls.vault
+  - fleet.mtls.vault.roles
 attributes:
   check_mode:
     support: full

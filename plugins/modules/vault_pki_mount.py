@@ -73,22 +73,6 @@ options:
       - Let the engine clip a leaf at the issuer's notAfter instead of refusing it.
     type: bool
     default: false
-  roles:
-    description: PKI role written for each profile.
-    type: dict
-    suboptions:
-      server:
-        description: Role of V(server) certificates.
-        type: str
-        default: fleet-server
-      client:
-        description: Role of V(client) certificates.
-        type: str
-        default: fleet-client
-      server_client:
-        description: Role of V(server_client) certificates.
-        type: str
-        default: fleet-server-client
   policy:
     description:
       - SAN policy of every role (the engine's role parameters of the same names).
@@ -163,6 +147,7 @@ options:
 extends_documentation_fragment:
   - fleet.mtls.attributes
   - fleet.mtls.vault
+  - fleet.mtls.vault.roles
 attributes:
   check_mode:
     support: full
