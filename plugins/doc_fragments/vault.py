@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: fleet.mtls contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Connection options of the modules that talk to an OpenBao / HashiCorp Vault PKI engine."""
+"""Options of the modules that talk to an OpenBao / HashiCorp Vault PKI engine: the connection
+(``fleet.mtls.vault``) and the PKI role of each profile (``fleet.mtls.vault.roles``)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -64,4 +65,28 @@ options:
     default: 5
 requirements:
   - hvac >= 2.0 (on the host the module runs on, usually the controller)
+"""
+
+    # The ``roles`` option (vault_pki.roles_spec()): vault_pki_mount writes these roles,
+    # vault_certificate signs through them.
+    ROLES = r"""
+options:
+  roles:
+    description:
+      - PKI role of each profile (M(fleet.mtls.vault_pki_mount) writes them, M(fleet.mtls.vault_certificate)
+        signs through them).
+    type: dict
+    suboptions:
+      server:
+        description: Role of V(server) certificates.
+        type: str
+        default: fleet-server
+      client:
+        description: Role of V(client) certificates.
+        type: str
+        default: fleet-client
+      server_client:
+        description: Role of V(server_client) certificates.
+        type: str
+        default: fleet-server-client
 """

@@ -43,11 +43,9 @@ import tempfile
 from ansible_collections.fleet.mtls.plugins.module_utils.compat import (
     isoformat, not_valid_after, not_valid_before, utcnow)
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
-from ansible_collections.fleet.mtls.plugins.module_utils.inspect import (
-    fingerprint_sha256, issued_by, load_certificates, serial_hex)
 from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import (
-    StagedFiles, atomic_write, file_lock, parse_mode, read_regular_file, remove_leftovers, resolve_gid,
-    resolve_uid)
+    TEMP_SUFFIX, StagedFiles, atomic_write, file_lock, parse_mode, read_file, remove_leftovers, resolve_gid,
+    resolve_uid, temporaries_pattern)
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import (
     DEFAULT_KEY_TYPE, check_key_type, generate_private_key, key_type_of, load_private_key,
     same_public_key, serialize_private_key, signing_hash)
@@ -55,6 +53,8 @@ from ansible_collections.fleet.mtls.plugins.module_utils.names import (
     build_subject, name_constraints_of, subject_string)
 from ansible_collections.fleet.mtls.plugins.module_utils.pkcs8 import (
     PBKDF2_ITERATIONS, pbkdf2_iterations, weak_encryption)
+from ansible_collections.fleet.mtls.plugins.module_utils.serials import random_serial, serial_hex
+from ansible_collections.fleet.mtls.plugins.module_utils.x509_info import fingerprint_sha256, issued_by, load_certificates
 
 try:
     from cryptography import x509
@@ -74,18 +74,9 @@ CA_BACKDATE = datetime.timedelta(minutes=5)
 
 STORE_FILES = ("store.json", "ca.key", "ca.crt", "chain.pem", "index.json", "index.lock",
                "crl.pem", "crl.json")
-# Temporaries this module makes (fsutil's mkstemp/mkdtemp add 8 characters of [a-z0-9_]): what a
+# Temporaries this module makes (fsutil.temporaries_pattern; mkdtemp adds fsutil.TEMP_SUFFIX): what a
 # killed run leaves, removed by the next ``ca`` run under the store's creation lock.
-_TEMP_SUFFIX = r"[A-Za-z0-9_]{8}"
-_OWN_TEMPS = re.compile(r"\.(?:store\.json|ca\.key|ca\.crt|chain\.pem)\." + _TEMP_SUFFIX)
-
-
-def random_serial():
-    """Positive serial with 159 random bits: at most 20 octets (RFC 5280 4.1.2.2), never zero."""
-    while True:
-        serial = int.from_bytes(os.urandom(20), "big") >> 1
-        if serial:
-            return serial
+_OWN_TEMPS = temporaries_pattern(("store.json", "ca.key", "ca.crt", "chain.pem"))
 
 
 def load_certificate(data, source):
@@ -184,7 +175,7 @@ class CAStore:
 
     def read(self, name, what):
         """Bytes of store file ``name`` (None when missing), never through a symbolic link."""
-        return read_regular_file(self.path_of(name), what)
+        return read_file(self.path_of(name), what, follow_symlinks=False)
 
     def path_of(self, name):
         if name not in STORE_FILES:
@@ -403,7 +394,7 @@ def store_lock_path(path):
 
 
 def _staging_pattern(store):
-    return re.compile(re.escape(".%s.new-" % os.path.basename(store.path)) + _TEMP_SUFFIX)
+    return re.compile(re.escape(".%s.new-" % os.path.basename(store.path)) + TEMP_SUFFIX)
 
 
 @contextlib.contextmanager

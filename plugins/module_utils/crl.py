@@ -31,15 +31,15 @@ import datetime
 import hashlib
 import json
 import os
-import re
 
 from ansible_collections.fleet.mtls.plugins.module_utils.ca_store import CAStore
 from ansible_collections.fleet.mtls.plugins.module_utils.compat import (
     crl_last_update, crl_next_update, isoformat, parse_isoformat, pem_blocks, utcnow)
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import (
-    StagedFiles, file_lock, read_regular_file, remove_leftovers)
-from ansible_collections.fleet.mtls.plugins.module_utils.index import canonical_reason, serial_hex, serial_int
+    StagedFiles, file_lock, read_file, remove_leftovers, temporaries_pattern)
+from ansible_collections.fleet.mtls.plugins.module_utils.index import canonical_reason
+from ansible_collections.fleet.mtls.plugins.module_utils.serials import serial_hex, serial_int
 
 try:
     from cryptography import x509
@@ -55,7 +55,7 @@ CRL_STATE_FORMAT = 1
 # Serializes CRL number allocation between concurrent runs (index.lock guards only the index).
 CRL_LOCK_NAME = "crl.lock"
 # Temporaries of crl.pem/crl.json a killed run left (fsutil's mkstemp names), removed under crl.lock.
-_CRL_TEMPS = re.compile(r"\.crl\.(?:pem|json)\.[A-Za-z0-9_]{8}")
+_CRL_TEMPS = temporaries_pattern(("crl.pem", "crl.json"))
 
 # Reasons needs_crl_refresh() gives (stable: modules return them).
 REFRESH_MISSING = "missing"
@@ -93,7 +93,7 @@ def crl_number_of(crl):
 
 def load_crl_state(path):
     """crl.json as a dict, or None when missing; a corrupt file is an error (never guess a number)."""
-    data = read_regular_file(path, "CRL state")
+    data = read_file(path, "CRL state", follow_symlinks=False)
     if data is None:
         return None
     try:
@@ -109,7 +109,7 @@ def load_crl_state(path):
 
 def load_published_crl(path):
     """The CRL in ``path``: (crl, None), or (None, reason) when missing or unreadable."""
-    data = read_regular_file(path, "CRL")
+    data = read_file(path, "CRL", follow_symlinks=False)
     if data is None:
         return None, REFRESH_MISSING
     blocks = pem_blocks(data, "X509 CRL")

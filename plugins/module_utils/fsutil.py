@@ -8,10 +8,10 @@ before the first byte, fsynced, then renamed over the target. Several related fi
 with ``StagedFiles`` so a failure before ``commit()`` leaves every target untouched.
 
 Symbolic links: a file read with ``follow_symlinks=False`` (keys, certificates, CSRs of the on-host
-layout) is opened with O_NOFOLLOW and must be a regular file; attributes are set through such a
-descriptor (``set_file_attributes``), so a link planted at a key path never redirects a chmod or
-chown. A rename replaces a link itself, never its target. ``real_directory`` refuses a directory
-that is a link (the identity's ``private/`` and ``certs/``).
+layout, every CA store file) is opened with O_NOFOLLOW and must be a regular file; attributes are
+set through such a descriptor (``set_file_attributes``), so a link planted at a key path never
+redirects a chmod or chown. A rename replaces a link itself, never its target. ``real_directory``
+refuses a directory that is a link (the identity's ``private/`` and ``certs/``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -69,8 +69,9 @@ def parse_mode(mode, default):
 
 
 def symlink_refused(path, what="file"):
-    return MtlsError("%s %s is a symbolic link: fleet.mtls never follows links for key, certificate, CSR "
-                     "and lock files; replace it with a regular file" % (what, path))
+    return MtlsError("%s %s is a symbolic link: refusing to follow it (fleet.mtls never follows links for "
+                     "key, certificate, CSR, lock and CA store files; replace it with the regular file itself)"
+                     % (what, path))
 
 
 def _open_nofollow(path, flags, what):
@@ -88,15 +89,19 @@ def _open_nofollow(path, flags, what):
 def read_file(path, what="file", follow_symlinks=True):
     """Bytes of ``path``, or None when it does not exist. Other errors name the file.
 
-    With ``follow_symlinks=False`` a link at ``path`` is refused and only a regular file is read.
+    With ``follow_symlinks=False`` (every key, certificate, CSR and CA store file) the file is opened
+    with O_NOFOLLOW: a link at ``path`` is refused, never followed, and only a regular file is read; a
+    FIFO or device is refused without blocking on it (O_NONBLOCK until fstat says what it is).
     """
     try:
         if follow_symlinks:
             with open(path, "rb") as handle:
                 return handle.read()
         fd = _open_nofollow(path, os.O_RDONLY, what)
-        with os.fdopen(fd, "rb") as handle:
-            return handle.read()
+        try:
+            return read_all(fd)
+        finally:
+            os.close(fd)
     except (IOError, OSError) as exc:
         if exc.errno == errno.ENOENT:
             return None
@@ -198,40 +203,33 @@ def set_file_attributes(path, mode, owner=None, group=None):
         os.close(fd)
 
 
+# What mkstemp/mkdtemp append to a temporary's prefix: 8 characters drawn from [a-z0-9_]. The host
+# side matches exactly that (MKSTEMP_SUFFIX: /etc/mtls is shared with other software's dotfiles); the
+# CA store side, a directory of its own, any 8 of [A-Za-z0-9_] (TEMP_SUFFIX).
+MKSTEMP_SUFFIX = r"[a-z0-9_]{8}"
+TEMP_SUFFIX = r"[A-Za-z0-9_]{8}"
+
+
 def temp_prefix(path):
     """Temporaries of ``path`` are ``.<basename>.<8 random characters>`` beside it (mkstemp)."""
     return ".%s." % os.path.basename(path)
 
 
+def temporaries_pattern(basenames, suffix=TEMP_SUFFIX):
+    """Regex of the temporaries ``atomic_write``/``StagedFiles`` make for files named ``basenames``."""
+    return re.compile("(?:%s)%s" % ("|".join(re.escape(temp_prefix(name)) for name in basenames), suffix))
+
+
 def remove_stale_temporaries(directory, basenames, older_than):
-    """Remove our own leftover temporaries of ``basenames`` in ``directory``: regular files named
-    ``.<basename>.XXXXXXXX`` (as ``atomic_write`` makes them) last modified before ``older_than``
+    """Host side of ``remove_leftovers``: our own temporaries of ``basenames`` in the real directory
+    ``directory`` (a link there is refused), only regular files last modified before ``older_than``
     (epoch seconds; pass the time a lock was taken, so a temporary of the lock holder's own run is
-    never touched). Links and anything else are left alone; nothing is followed. Returns the paths
-    removed."""
+    never touched). Links and anything else are left alone. Returns the paths removed."""
     if not real_directory(directory):
         return []
-    pattern = re.compile(r"^(?:%s)[a-z0-9_]{8}$" % "|".join(re.escape(temp_prefix(name)) for name in basenames))
-    removed = []
-    try:
-        entries = sorted(os.listdir(directory))
-    except OSError as exc:
-        raise MtlsError("cannot list %s: %s" % (directory, exc.strerror or exc))
-    for name in entries:
-        if not pattern.match(name):
-            continue
-        path = os.path.join(directory, name)
-        try:
-            st = os.lstat(path)
-            if not stat.S_ISREG(st.st_mode) or st.st_mtime >= older_than:
-                continue
-            os.unlink(path)
-        except OSError as exc:
-            if exc.errno == errno.ENOENT:
-                continue
-            raise MtlsError("cannot remove the leftover temporary file %s: %s" % (path, exc.strerror or exc))
-        removed.append(path)
-    return removed
+    removed = remove_leftovers(directory, temporaries_pattern(basenames, MKSTEMP_SUFFIX), older_than=older_than,
+                               regular_files_only=True)
+    return [os.path.join(directory, name) for name in removed]
 
 
 def _write_temp(path, data, mode, uid, gid, sync=True):
@@ -385,36 +383,15 @@ def read_all(fd):
         chunks.append(chunk)
 
 
-def read_regular_file(path, what="file"):
-    """Like ``read_file``, but never through a symbolic link (O_NOFOLLOW) and only a regular file.
-
-    A FIFO or device is refused without blocking on it (O_NONBLOCK until fstat says what it is).
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        if exc.errno == errno.ENOENT:
-            return None
-        if exc.errno == errno.ELOOP:
-            raise MtlsError("%s %s is a symbolic link: refusing to follow it (replace it with the file itself)"
-                            % (what, path))
-        raise MtlsError("cannot read %s %s: %s" % (what, path, exc.strerror or exc))
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise MtlsError("%s %s is not a regular file" % (what, path))
-        return read_all(fd)
-    except OSError as exc:
-        raise MtlsError("cannot read %s %s: %s" % (what, path, exc.strerror or exc))
-    finally:
-        os.close(fd)
-
-
-def remove_leftovers(directory, pattern):
+def remove_leftovers(directory, pattern, older_than=None, regular_files_only=False):
     """Remove entries of ``directory`` whose whole name matches ``pattern`` (a compiled regex).
 
-    For temporaries a killed run left behind: call it only under the lock that guards the writes
-    that make such names, so no live temporary is removed. A symbolic link is removed itself, never
-    followed; a directory is removed with ``shutil.rmtree``, which does not follow links inside.
+    The one leftover cleanup, CA store side and host side (``remove_stale_temporaries``). For
+    temporaries a killed run left behind: call it only under the lock that guards the writes that
+    make such names, so no live temporary is removed; with ``older_than`` (epoch seconds) only entries
+    last modified before it go. Nothing is ever followed: a symbolic link is removed itself (or, with
+    ``regular_files_only``, left alone like any other non-regular entry); a directory is removed with
+    ``shutil.rmtree``, which does not follow links inside. A missing directory has no leftovers.
     Returns the removed names, sorted.
     """
     try:
@@ -429,7 +406,12 @@ def remove_leftovers(directory, pattern):
             continue
         path = os.path.join(directory, name)
         try:
-            if stat.S_ISDIR(os.lstat(path).st_mode):
+            st = os.lstat(path)
+            if regular_files_only and not stat.S_ISREG(st.st_mode):
+                continue
+            if older_than is not None and st.st_mtime >= older_than:
+                continue
+            if stat.S_ISDIR(st.st_mode):
                 shutil.rmtree(path)
             else:
                 os.unlink(path)

@@ -31,8 +31,6 @@ from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import (
     StagedFiles, ensure_dir, file_attributes_differ, parse_mode, read_file, real_directory,
     remove_created_dirs, remove_stale_temporaries, resolve_gid, resolve_uid, set_file_attributes,
     transient_lock)
-from ansible_collections.fleet.mtls.plugins.module_utils.inspect import (
-    REVOCATION_REVOKED, check_revocation, find_issuer, load_certificates, load_crls, serial_hex, verify_chain)
 # The CA's SAN rule (a server's DNS/IP common name is added as a SAN): compare with what it issues.
 from ansible_collections.fleet.mtls.plugins.module_utils.issuance import leaf_sans
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import (
@@ -40,8 +38,11 @@ from ansible_collections.fleet.mtls.plugins.module_utils.keys import (
     serialize_private_key, signing_hash)
 from ansible_collections.fleet.mtls.plugins.module_utils.names import (
     build_subject, common_name_of, san_to_general_name, sans_of, subject_string)
-from ansible_collections.fleet.mtls.plugins.module_utils.renewal import (
-    Expected, HostLayout, check_identity_name, needs_issue, parse_certificate)
+from ansible_collections.fleet.mtls.plugins.module_utils.host_layout import HostLayout, check_identity_name
+from ansible_collections.fleet.mtls.plugins.module_utils.renewal import Expected, needs_issue, parse_certificate
+from ansible_collections.fleet.mtls.plugins.module_utils.serials import serial_hex
+from ansible_collections.fleet.mtls.plugins.module_utils.x509_info import (
+    REVOCATION_REVOKED, check_revocation, find_issuer, load_certificates, load_crls, verify_chain)
 
 try:
     from cryptography import x509

@@ -13,7 +13,7 @@ when=None, dry_run=False)`` marks matching valid entries revoked and returns the
 Revoking an entry that is already revoked with the SAME reason changes nothing (so a playbook can be
 re-run); with a different reason it fails with "already revoked". ``revoked_entries()`` lists
 revoked entries (what the CRL holds). Serials are lower-case hex strings without separators
-(``serial_hex``/``serial_int`` convert).
+(``serials.serial_hex``/``serials.serial_int`` convert).
 The index and its lock are never used through a symbolic link. Every write first removes the
 temporaries of index.json a killed writer left (``.index.json.`` plus 8 characters, up to the size of
 the index), under the lock, so none of them is a live write.
@@ -26,34 +26,18 @@ __metaclass__ = type
 import contextlib
 import json
 import os
-import re
 
 from ansible_collections.fleet.mtls.plugins.module_utils.compat import isoformat, utcnow
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import (
-    atomic_write, file_lock, read_regular_file, remove_leftovers)
-from ansible_collections.fleet.mtls.plugins.module_utils.inspect import serial_hex
+    atomic_write, file_lock, read_file, remove_leftovers, temporaries_pattern)
+from ansible_collections.fleet.mtls.plugins.module_utils.serials import MAX_REDRAWS, serial_hex, serial_int
 
 INDEX_FORMAT = 1
 # CRL reason codes (RFC 5280 5.3.1) by the names cryptography's ReasonFlags use.
 REVOCATION_REASONS = ("unspecified", "keyCompromise", "cACompromise", "affiliationChanged", "superseded",
                       "cessationOfOperation", "certificateHold", "privilegeWithdrawn", "aACompromise")
 _REASON_ALIASES = dict((name.lower().replace("_", ""), name) for name in REVOCATION_REASONS)
-# A serial collision of 159 random bits does not happen by chance; a loop that keeps colliding is a bug.
-_MAX_REDRAWS = 8
-
-
-def serial_int(serial):
-    """Serial from an int, '0x..' / plain hex, or colon-separated hex (openssl's form)."""
-    if isinstance(serial, int) and not isinstance(serial, bool):
-        return serial
-    text = str(serial).strip().lower().replace(":", "")
-    if text.startswith("0x"):
-        text = text[2:]
-    try:
-        return int(text, 16)
-    except ValueError:
-        raise MtlsError("invalid serial %r: expected hexadecimal" % (serial,))
 
 
 def canonical_reason(reason):
@@ -84,7 +68,7 @@ class IssuanceIndex:
 
     def _read_document(self):
         """(document, raw bytes or None); the document always has an 'entries' list."""
-        data = read_regular_file(self.index_path, "issuance index")
+        data = read_file(self.index_path, "issuance index", follow_symlinks=False)
         if data is None:
             return {"format": INDEX_FORMAT, "entries": []}, None
         try:
@@ -142,8 +126,7 @@ class IssuanceIndex:
     def _remove_leftovers(self):
         """Temporaries of index.json killed writers left; call only under the lock."""
         name = os.path.basename(self.index_path)
-        return remove_leftovers(os.path.dirname(os.path.abspath(self.index_path)),
-                                re.compile(re.escape(".%s." % name) + r"[A-Za-z0-9_]{8}"))
+        return remove_leftovers(os.path.dirname(os.path.abspath(self.index_path)), temporaries_pattern([name]))
 
     def entries(self):
         with self._locked():
@@ -182,7 +165,7 @@ class IssuanceIndex:
                 attempts = 0
                 while entry["serial"] in taken:
                     attempts += 1
-                    if redraw is None or attempts > _MAX_REDRAWS:
+                    if redraw is None or attempts > MAX_REDRAWS:
                         raise MtlsError("serial %s is already in the issuance index %s"
                                         % (entry["serial"], self.index_path))
                     entry = redraw(entry)

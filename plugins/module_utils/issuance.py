@@ -40,12 +40,11 @@ import pickle
 import re
 import traceback
 
-from ansible_collections.fleet.mtls.plugins.module_utils.ca_store import certificate_pem, random_serial
+from ansible_collections.fleet.mtls.plugins.module_utils.ca_store import certificate_pem
 from ansible_collections.fleet.mtls.plugins.module_utils.compat import isoformat, utcnow
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import StagedFiles, ensure_dir, parse_mode, read_all
 from ansible_collections.fleet.mtls.plugins.module_utils.index import new_entry
-from ansible_collections.fleet.mtls.plugins.module_utils.inspect import serial_hex
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import (
     KEY_TYPES, DEFAULT_KEY_TYPE, check_key_type, generate_private_key, key_type_of, private_key_mode,
     serialize_private_key)
@@ -53,7 +52,8 @@ from ansible_collections.fleet.mtls.plugins.module_utils.names import (
     build_subject, canonical_san, canonical_sans, check_name_constraints, san_to_general_name, subject_string)
 from ansible_collections.fleet.mtls.plugins.module_utils.profiles import (
     DEFAULT_PROFILE, check_profile, extended_key_usage, leaf_key_usage)
-from ansible_collections.fleet.mtls.plugins.module_utils.renewal import check_identity_name
+from ansible_collections.fleet.mtls.plugins.module_utils.host_layout import check_identity_name
+from ansible_collections.fleet.mtls.plugins.module_utils.serials import random_serial, serial_hex
 
 try:
     from cryptography import x509
@@ -68,8 +68,10 @@ SERVER_PROFILES = ("server", "server_client")
 _HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 # Below this many requests, forking workers costs more than the second core saves.
 PARALLEL_MIN_REQUESTS = 64
-_REQUEST_TYPES = {"identity": "str", "host": "str", "csr": "str", "profile": "str", "sans": "list",
-                  "common_name": "str", "validity_days": "int", "key_type": "str"}
+# The keys of one request of fleet.mtls.certificate and fleet.mtls.vault_certificate (which has no
+# key_type: it signs host-made keys only) and the type of each.
+REQUEST_TYPES = {"identity": "str", "host": "str", "csr": "str", "profile": "str", "sans": "list",
+                 "common_name": "str", "validity_days": "int", "key_type": "str"}
 
 
 def load_csr(data, source="CSR"):
@@ -143,11 +145,32 @@ def _check_validity_days(validity_days):
         raise MtlsError("validity_days must be a positive number of days, got %r" % (validity_days,))
 
 
-class LeafPlan:
-    """A validated request: everything needed to sign, nothing signed yet."""
+def given_requests(requests):
+    """A module's ``requests`` option as the library takes it: unset suboptions are dropped, so the
+    library applies its own defaults (fleet.mtls.certificate and vault_certificate)."""
+    return [dict((k, v) for k, v in request.items() if v is not None) for request in requests]
 
-    def __init__(self, position, identity, host, profile, common_name, sans, validity_days, csr=None,
-                 public_key=None, key_type=None):
+
+def issued_result(certificates, diff=False, **extra):
+    """Result of a signing module: ``changed``, ``certificates``, ``issued``, ``extra`` and, with
+    ``diff``, the identities signed (``host/identity``)."""
+    result = {"changed": True, "certificates": certificates, "issued": len(certificates)}
+    result.update(extra)
+    if diff:
+        names = ["%s/%s" % (c["host"], c["identity"]) if c["host"] else c["identity"] for c in certificates]
+        result["diff"] = {"before": {"issued": []}, "after": {"issued": names}}
+    return result
+
+
+def request_label(position, identity, host=None):
+    """How every message names a request of a batch: ``request 2 (identity web on host h1)``."""
+    return "request %d (identity %s%s)" % (position, identity, " on host %s" % host if host else "")
+
+
+class LeafRequest:
+    """A validated request of a signing batch, whichever backend signs it (local store or vault)."""
+
+    def __init__(self, position, identity, host, profile, common_name, sans, validity_days, key_type=None):
         self.position = position
         self.identity = identity
         self.host = host
@@ -155,19 +178,46 @@ class LeafPlan:
         self.common_name = common_name
         self.sans = sans
         self.validity_days = validity_days
-        self.csr = csr
-        self.subject = build_subject(common_name)
-        self.subject_text = subject_string(self.subject)
-        self.public_key = public_key
         self.key_type = key_type
-        self.private_key = None
-        self.key_path = None
         self.not_before = None
         self.not_after = None
 
     def label(self):
-        where = " on host %s" % self.host if self.host else ""
-        return "request %d (identity %s%s)" % (self.position, self.identity, where)
+        return request_label(self.position, self.identity, self.host)
+
+    def error(self, message, **details):
+        """MtlsError naming this request (and carrying request/identity/host for the module's result)."""
+        details.update(request=self.position, identity=self.identity, host=self.host)
+        return MtlsError("%s: %s" % (self.label(), message), **details)
+
+    def result(self, cert, cert_pem, chain_pem, subject, not_before, not_after, include_chain=True):
+        """One entry of the ``certificates`` return of fleet.mtls.certificate and vault_certificate.
+
+        ``cert`` None (check mode) leaves serial and certificate null. RETURN of both modules documents
+        this shape; ansible-core does not extend RETURN from doc fragments, so the text is written in
+        both and tests/unit/test_module_docs.py keeps the two in step.
+        """
+        result = {"identity": self.identity, "host": self.host, "profile": self.profile,
+                  "subject": subject, "sans": self.sans,
+                  "serial": serial_hex(cert.serial_number) if cert is not None else None,
+                  "certificate": cert_pem, "not_before": not_before, "not_after": not_after}
+        if include_chain:
+            result["chain"] = (cert_pem + chain_pem) if cert_pem is not None else None
+        return result
+
+
+class LeafPlan(LeafRequest):
+    """A validated request of the local signer: everything needed to sign, nothing signed yet."""
+
+    def __init__(self, position, identity, host, profile, common_name, sans, validity_days, csr=None,
+                 public_key=None, key_type=None):
+        LeafRequest.__init__(self, position, identity, host, profile, common_name, sans, validity_days, key_type)
+        self.csr = csr
+        self.subject = build_subject(common_name)
+        self.subject_text = subject_string(self.subject)
+        self.public_key = public_key
+        self.private_key = None
+        self.key_path = None
 
     def __getstate__(self):
         # A worker process hands plans back as plain data: the subject is rebuilt from the CN and
@@ -257,13 +307,13 @@ class LeafSigner:
 
 
 def _check_request_types(request):
-    unknown = sorted(set(request) - set(_REQUEST_TYPES))
+    unknown = sorted(set(request) - set(REQUEST_TYPES))
     if unknown:
-        raise MtlsError("unknown request keys %s (known: %s)" % (", ".join(unknown), ", ".join(_REQUEST_TYPES)))
+        raise MtlsError("unknown request keys %s (known: %s)" % (", ".join(unknown), ", ".join(REQUEST_TYPES)))
     for key, value in request.items():
         if value is None:
             continue
-        expected = _REQUEST_TYPES[key]
+        expected = REQUEST_TYPES[key]
         if key == "validity_days" and isinstance(value, str) and value.isdigit():
             request[key] = int(value)
         elif expected == "list":
@@ -283,7 +333,7 @@ def plan_request(leaf_signer, request, position=1, default_validity_days=DEFAULT
         raise MtlsError("request %d is not a dictionary" % position)
     identity = request.get("identity")
     host = request.get("host") or None
-    where = "request %d (identity %s%s)" % (position, identity, " on host %s" % host if host else "")
+    where = request_label(position, identity, host)
     try:
         _check_request_types(request)
         check_identity_name(identity)
@@ -329,19 +379,8 @@ class IssuedLeaf:
 
     def as_dict(self, include_chain=True):
         cert_pem = certificate_pem(self.certificate).decode("ascii") if self.certificate is not None else None
-        result = {
-            "identity": self.plan.identity,
-            "host": self.plan.host,
-            "profile": self.plan.profile,
-            "subject": self.plan.subject_text,
-            "sans": self.plan.sans,
-            "serial": serial_hex(self.certificate.serial_number) if self.certificate is not None else None,
-            "certificate": cert_pem,
-            "not_before": isoformat(self.plan.not_before),
-            "not_after": isoformat(self.plan.not_after),
-        }
-        if include_chain:
-            result["chain"] = (cert_pem + self.chain_pem) if cert_pem is not None else None
+        result = self.plan.result(self.certificate, cert_pem, self.chain_pem, self.plan.subject_text,
+                                  isoformat(self.plan.not_before), isoformat(self.plan.not_after), include_chain)
         if self.key_path is not None:
             result["key_path"] = self.key_path
         return result
@@ -358,7 +397,8 @@ def sign_leaf(signer, csr, profile=DEFAULT_PROFILE, sans=None, validity_days=DEF
     return leaf_signer.sign(plan, serial if serial is not None else random_serial())
 
 
-def _check_batch_names(plans):
+def check_batch_names(plans):
+    """Each identity once per host in a batch (both signers): the later request is named."""
     seen = {}
     for plan in plans:
         key = (plan.host, plan.identity)
@@ -422,8 +462,7 @@ class _BatchSpec:
             try:
                 signed.append((plan, self.leaf_signer.sign(plan, random_serial()), key_pem))
             except (ValueError, TypeError) as exc:  # a name the validation let through: never a traceback
-                raise MtlsError("%s: cannot sign: %s" % (plan.label(), exc), request=plan.position,
-                                identity=plan.identity, host=plan.host)
+                raise plan.error("cannot sign: %s" % exc)
         return signed
 
 
@@ -533,13 +572,13 @@ def sign_batch(signer, store, requests, validity_days=DEFAULT_VALIDITY_DAYS,
     spec = _BatchSpec(leaf_signer, list(requests), validity_days, generate_keys, key_root, allowed_key_types)
     if check_mode or workers == 1:
         plans = spec.plan(0, len(requests))
-        _check_batch_names(plans)
+        check_batch_names(plans)
         if check_mode:
             return [IssuedLeaf(plan, None, None, plan.key_path) for plan in plans]
         signed = spec.sign(plans)
     else:
         signed = _sign_parallel(spec, workers)
-        _check_batch_names([plan for plan, dummy, dummy2 in signed])
+        check_batch_names([plan for plan, dummy, dummy2 in signed])
 
     with StagedFiles(batch_sync=True) as staged_keys:
         if generate_keys:

@@ -21,7 +21,7 @@ import struct
 import time
 
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
-from ansible_collections.fleet.mtls.plugins.module_utils.inspect import (
+from ansible_collections.fleet.mtls.plugins.module_utils.x509_info import (
     describe_certificate, load_certificates, read_required)
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import load_private_key, same_public_key
 

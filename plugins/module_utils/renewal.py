@@ -42,13 +42,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
-import re
-
 from ansible_collections.fleet.mtls.plugins.module_utils.compat import (
     not_valid_after, not_valid_before, utcnow)
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
-from ansible_collections.fleet.mtls.plugins.module_utils.inspect import issued_by, load_certificates
+from ansible_collections.fleet.mtls.plugins.module_utils.x509_info import issued_by, load_certificates
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import (
     check_key_type, key_type_of, same_public_key)
 from ansible_collections.fleet.mtls.plugins.module_utils.names import (
@@ -71,7 +68,6 @@ VALID = "valid"
 DEFAULT_RENEW_FRACTION = 1.0 / 3
 
 _SECONDS_PER_DAY = 86400.0
-_IDENTITY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 
 
 class Expected:
@@ -227,31 +223,3 @@ def _key_type_or_none(cert):
         return key_type_of(cert.public_key())
     except MtlsError:
         return None
-
-
-def check_identity_name(name):
-    """An identity name becomes a file name: letters, digits, '.', '_', '-', no leading dot."""
-    if not isinstance(name, str) or not _IDENTITY_NAME.match(name):
-        raise MtlsError("invalid identity name %r: use 1-128 letters, digits, '.', '_' or '-', "
-                        "not starting with '.' or '-'" % (name,))
-    return name
-
-
-class HostLayout:
-    """Paths of one identity under the on-host directory (docs/architecture.md)."""
-
-    def __init__(self, directory, name):
-        check_identity_name(name)
-        self.directory = directory
-        self.name = name
-        self.private_dir = os.path.join(directory, "private")
-        self.certs_dir = os.path.join(directory, "certs")
-        self.key = os.path.join(self.private_dir, name + ".key")
-        self.staged_key = os.path.join(self.private_dir, name + ".key.new")
-        self.certificate = os.path.join(self.certs_dir, name + ".crt")
-        self.chain = os.path.join(self.certs_dir, name + ".chain.pem")
-        self.csr = os.path.join(self.certs_dir, name + ".csr")
-        # flock target of every csr/install_identity run for this identity; removed on release.
-        self.lock = os.path.join(self.private_dir, "." + name + ".lock")
-        self.trust_bundle = os.path.join(directory, "trust-bundle.pem")
-        self.crl = os.path.join(directory, "crl.pem")

@@ -40,7 +40,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils.ca_store import CAStore
 from ansible_collections.fleet.mtls.plugins.module_utils.compat import isoformat, parse_isoformat, utcnow
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import atomic_write, file_lock, read_file
-from ansible_collections.fleet.mtls.plugins.module_utils.inspect import subject_key_id
+from ansible_collections.fleet.mtls.plugins.module_utils.x509_info import subject_key_id
 from ansible_collections.fleet.mtls.plugins.module_utils.names import subject_string
 
 STATE_FORMAT = 1

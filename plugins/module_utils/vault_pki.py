@@ -39,16 +39,17 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from ansible_collections.fleet.mtls.plugins.module_utils.ca_store import CAStore
 from ansible_collections.fleet.mtls.plugins.module_utils.compat import (
     isoformat, not_valid_after, not_valid_before, pem_blocks, utcnow)
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
-from ansible_collections.fleet.mtls.plugins.module_utils.inspect import serial_hex
 from ansible_collections.fleet.mtls.plugins.module_utils.issuance import (
-    DEFAULT_VALIDITY_DAYS, check_host_name, leaf_sans, load_csr)
+    DEFAULT_VALIDITY_DAYS, REQUEST_TYPES, LeafRequest, check_batch_names, check_host_name, leaf_sans, load_csr,
+    request_label)
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import KEY_TYPES, check_key_type, key_type_of
 from ansible_collections.fleet.mtls.plugins.module_utils.names import common_name_of, sans_of, subject_string
 from ansible_collections.fleet.mtls.plugins.module_utils.profiles import DEFAULT_PROFILE, check_profile, profile_of
-from ansible_collections.fleet.mtls.plugins.module_utils.renewal import check_identity_name
+from ansible_collections.fleet.mtls.plugins.module_utils.host_layout import check_identity_name
 
 try:
     import hvac
@@ -60,6 +61,7 @@ except ImportError:
 
 try:
     from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
     HAS_CRYPTOGRAPHY = True
 except ImportError:
     HAS_CRYPTOGRAPHY = False
@@ -69,7 +71,8 @@ DEFAULT_CONCURRENCY = 8
 DEFAULT_RETRIES = 5
 DEFAULT_BACKOFF = 0.5
 MAX_BACKOFF = 8.0
-_REQUEST_KEYS = ("identity", "host", "csr", "profile", "sans", "common_name", "validity_days")
+# issuance's request keys but key_type: the vault backend signs host-made keys only.
+_REQUEST_KEYS = tuple(key for key in REQUEST_TYPES if key != "key_type")
 # Statuses worth another try: rate limited, and the server side of an election or a restart.
 _RETRY_STATUSES = (412, 429, 500, 502, 503, 504)
 
@@ -93,8 +96,23 @@ def connection_spec():
         namespace=dict(type="str"),
         ca_file=dict(type="path"),
         timeout=dict(type="int", default=30),
-        retries=dict(type="int", default=5),
+        retries=dict(type="int", default=DEFAULT_RETRIES),
     )
+
+
+def roles_spec():
+    """argument_spec entry of ``roles`` (the PKI role of each profile) both vault modules take."""
+    return dict(type="dict", options=dict((profile, dict(type="str", default=name))
+                                          for profile, name in DEFAULT_ROLES.items()))
+
+
+def module_spec(options):
+    """AnsibleModule keyword arguments of a vault module: its ``options`` next to the shared connection
+    options (documented by the ``fleet.mtls.vault`` doc fragment) and their rules."""
+    argument_spec = connection_spec()
+    argument_spec.update(options)
+    return dict(argument_spec=argument_spec, required_together=[("role_id", "secret_id")],
+                supports_check_mode=True)
 
 
 def connect(params):
@@ -356,28 +374,12 @@ class VaultPKI:
 # --- signing -------------------------------------------------------------------------------
 
 
-class VaultPlan:
-    """A validated request: what the engine is asked to sign."""
+class VaultPlan(LeafRequest):
+    """A validated request (issuance's request type): what the engine is asked to sign."""
 
     def __init__(self, position, identity, host, profile, common_name, sans, validity_days, csr_pem, key_type):
-        self.position = position
-        self.identity = identity
-        self.host = host
-        self.profile = profile
-        self.common_name = common_name
-        self.sans = sans
-        self.validity_days = validity_days
+        LeafRequest.__init__(self, position, identity, host, profile, common_name, sans, validity_days, key_type)
         self.csr_pem = csr_pem
-        self.key_type = key_type
-        self.not_after = None
-
-    def label(self):
-        where = " on host %s" % self.host if self.host else ""
-        return "request %d (identity %s%s)" % (self.position, self.identity, where)
-
-    def error(self, message, **details):
-        details.update(request=self.position, identity=self.identity, host=self.host)
-        return MtlsError("%s: %s" % (self.label(), message), **details)
 
     def body(self, not_after_text=None):
         dns = [san.split(":", 1)[1] for san in self.sans if san.startswith(("DNS:", "email:"))]
@@ -398,7 +400,7 @@ def plan_vault_request(request, position, default_validity_days, allowed_key_typ
         raise MtlsError("request %d is not a dictionary" % position)
     identity = request.get("identity")
     host = request.get("host") or None
-    where = "request %d (identity %s%s)" % (position, identity, " on host %s" % host if host else "")
+    where = request_label(position, identity, host)
     try:
         unknown = sorted(set(k for k, v in request.items() if v is not None) - set(_REQUEST_KEYS))
         if unknown:
@@ -486,16 +488,10 @@ def _check_issued(plan, cert, role_name):
 
 
 def _result(plan, cert, cert_pem, chain_pem, include_chain):
-    result = {"identity": plan.identity, "host": plan.host, "profile": plan.profile,
-              "subject": subject_string(cert.subject) if cert is not None else "CN=%s" % plan.common_name,
-              "sans": plan.sans,
-              "serial": serial_hex(cert.serial_number) if cert is not None else None,
-              "certificate": cert_pem,
-              "not_before": isoformat(not_valid_before(cert)) if cert is not None else None,
-              "not_after": isoformat(not_valid_after(cert) if cert is not None else plan.not_after)}
-    if include_chain:
-        result["chain"] = (cert_pem + chain_pem) if cert_pem is not None else None
-    return result
+    return plan.result(cert, cert_pem, chain_pem,
+                       subject_string(cert.subject) if cert is not None else "CN=%s" % plan.common_name,
+                       isoformat(not_valid_before(cert)) if cert is not None else None,
+                       isoformat(not_valid_after(cert) if cert is not None else plan.not_after), include_chain)
 
 
 def _check_concurrency(concurrency):
@@ -524,12 +520,7 @@ def sign_requests(pki, requests, roles=None, validity_days=DEFAULT_VALIDITY_DAYS
         check_profile(profile)
     plans = [plan_vault_request(request, position, validity_days, allowed_key_types)
              for position, request in enumerate(requests, 1)]
-    seen = {}
-    for plan in plans:
-        key = (plan.host, plan.identity)
-        if key in seen:
-            raise plan.error("duplicates request %d: each identity may appear once per host in a batch" % seen[key])
-        seen[key] = plan.position
+    check_batch_names(plans)
     pki.login()
     issuer_cert, issuer_chain = pki.issuer(issuer_ref)
     now = utcnow()
@@ -601,16 +592,54 @@ except ImportError:
 
 # --- preparing a mount for the fleet ---------------------------------------------------------
 
-_ENGINE_KEY_TYPES = {"ec_p256": ("ec", 256), "ec_p384": ("ec", 384), "rsa2048": ("rsa", 2048),
-                     "rsa3072": ("rsa", 3072), "rsa4096": ("rsa", 4096), "ed25519": ("ed25519", 0)}
-ROLE_POLICY_DEFAULTS = {"allowed_domains": [], "allow_subdomains": True, "allow_bare_domains": True,
-                        "allow_glob_domains": False, "allow_wildcard_certificates": False, "allow_any_name": False,
-                        "allow_localhost": False, "allow_ip_sans": True, "allowed_uri_sans": [],
-                        "enforce_hostnames": True, "max_ttl": "2160h", "not_before_duration": "300s"}
-
 
 def _hours(days):
     return "%dh" % (days * 24)
+
+
+# argument_spec of vault_pki_mount's ``policy`` option; its defaults are the policy without one.
+POLICY_SPEC = dict(
+    allowed_domains=dict(type="list", elements="str", default=[]),
+    allow_subdomains=dict(type="bool", default=True),
+    allow_bare_domains=dict(type="bool", default=True),
+    allow_glob_domains=dict(type="bool", default=False),
+    allow_wildcard_certificates=dict(type="bool", default=False),
+    allow_any_name=dict(type="bool", default=False),
+    allow_localhost=dict(type="bool", default=False),
+    allow_ip_sans=dict(type="bool", default=True),
+    allowed_uri_sans=dict(type="list", elements="str", default=[]),
+    enforce_hostnames=dict(type="bool", default=True),
+    max_validity_days=dict(type="int", default=90),
+    backdate_minutes=dict(type="int", default=5),
+)
+
+
+def role_policy(policy):
+    """The PKI role fields of a SAN ``policy`` (vault_pki_mount's option; None: the defaults)."""
+    policy = dict(policy or dict((name, spec["default"]) for name, spec in POLICY_SPEC.items()))
+    days = policy.pop("max_validity_days")
+    minutes = policy.pop("backdate_minutes")
+    if days is None or days <= 0 or minutes is None or minutes < 0:
+        raise MtlsError("policy.max_validity_days must be positive and policy.backdate_minutes 0 or more")
+    policy["max_ttl"] = _hours(days)
+    policy["not_before_duration"] = "%ds" % (minutes * 60)
+    return policy
+
+
+def import_material(ca_path, passphrase):
+    """(unencrypted key PEM, chain PEM) of a local CA store, for ``prepare_mount(ca_source="import")``."""
+    if not ca_path or passphrase is None:
+        raise MtlsError("ca_source=import needs import_ca_path and import_ca_passphrase")
+    signer = CAStore(ca_path).load(passphrase)
+    key_pem = signer.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()).decode("ascii")
+    return key_pem, signer.chain_pem.decode("ascii")
+
+
+_ENGINE_KEY_TYPES = {"ec_p256": ("ec", 256), "ec_p384": ("ec", 384), "rsa2048": ("rsa", 2048),
+                     "rsa3072": ("rsa", 3072), "rsa4096": ("rsa", 4096), "ed25519": ("ed25519", 0)}
+# The PKI role fields of the default policy (POLICY_SPEC's defaults).
+ROLE_POLICY_DEFAULTS = role_policy(None)
 
 
 def role_definition(profile, policy=None):

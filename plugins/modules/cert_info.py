@@ -292,147 +292,14 @@ crl_next_update:
   type: str
 """
 
-import errno
-import os
-import stat
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
-from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import read_file
-from ansible_collections.fleet.mtls.plugins.module_utils.inspect import (
-    REVOCATION_GOOD, REVOCATION_REVOKED, check_revocation, describe_certificate, find_issuer,
-    load_certificate_file, load_certificates, load_crl_file, verify_chain)
-from ansible_collections.fleet.mtls.plugins.module_utils.keys import load_private_key, same_public_key
+from ansible_collections.fleet.mtls.plugins.module_utils.cert_facts import certificate_facts
 from ansible_collections.fleet.mtls.plugins.module_utils.module_common import run_module
-from ansible_collections.fleet.mtls.plugins.module_utils.names import subject_string
-from ansible_collections.fleet.mtls.plugins.module_utils.renewal import Expected, renewal_threshold_days
-
-
-def _key_fields(params, leaf):
-    if params["key_path"] is None:
-        return {"key_exists": None, "key_match": None}
-    data = read_file(params["key_path"], "private key")
-    if data is None:
-        return {"key_exists": False, "key_match": False}
-    key = load_private_key(data, params["key_passphrase"], source="private key %s" % params["key_path"])
-    return {"key_exists": True, "key_match": same_public_key(key, leaf.public_key())}
-
-
-def _chain_fields(params, certificates):
-    fields = {"chain_valid": None, "chain_reason": None, "chain_failed_subject": None, "chain_path": None}
-    intermediates = certificates[1:]
-    if params["chain"] is not None:
-        intermediates += load_certificate_file(params["chain"], "chain")
-    anchors = []
-    if params["trust_bundle"] is not None:
-        anchors = load_certificate_file(params["trust_bundle"], "trust_bundle")
-        ok, reason, path = verify_chain(certificates[0], intermediates, anchors, purpose=params["purpose"])
-        fields["chain_valid"] = ok
-        if ok:
-            fields["chain_path"] = [subject_string(cert.subject) for cert in path]
-        else:
-            fields["chain_reason"] = reason
-            fields["chain_failed_subject"] = subject_string(path[-1].subject)
-    return fields, intermediates, anchors
-
-
-def _revocation_fields(params, leaf, candidates):
-    fields = {"revoked": None, "revocation": None, "revocation_date": None, "revocation_reason": None,
-              "crl_next_update": None}
-    if params["crl"] is None:
-        return fields
-    crls = load_crl_file(params["crl"], "crl")
-    issuer = find_issuer(leaf, [leaf] + candidates)
-    if issuer is None:
-        fields["revocation"] = "no crl for issuer"
-        return fields
-    status = check_revocation(leaf, issuer, crls)
-    fields.update({
-        "revocation": status["status"],
-        "revoked": {REVOCATION_REVOKED: True, REVOCATION_GOOD: False}.get(status["status"]),
-        "revocation_date": status["revoked_at"],
-        "revocation_reason": status["reason"],
-        "crl_next_update": status["crl_next_update"],
-    })
-    return fields
-
-
-_LEAF_SUFFIX = ".crt"
-_CHAIN_SUFFIX = ".chain.pem"
-
-
-def installed_leaves(mtls_dir):
-    """(identity, leaf path, chain path) of every leaf installed under ``mtls_dir``, by identity:
-    each ``certs/<identity>.crt`` that is a regular file whose name does not start with ``.``."""
-    certs = os.path.join(mtls_dir, "certs")
-    try:
-        names = sorted(os.listdir(certs))
-    except OSError as exc:
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            return []
-        raise MtlsError("cannot list the installed certificates in %s: %s" % (certs, exc.strerror or exc))
-    found = []
-    for name in names:
-        path = os.path.join(certs, name)
-        if name.startswith(".") or not name.endswith(_LEAF_SUFFIX) or len(name) == len(_LEAF_SUFFIX):
-            continue
-        if not stat.S_ISREG(os.lstat(path).st_mode):
-            continue
-        identity = name[:-len(_LEAF_SUFFIX)]
-        found.append((identity, path, os.path.join(certs, identity + _CHAIN_SUFFIX)))
-    return found
-
-
-def _inspect_installed(params):
-    leaves = []
-    for identity, leaf_path, chain_path in installed_leaves(params["mtls_dir"]):
-        path = chain_path if params["chain_files"] else leaf_path
-        try:
-            entry = _inspect_file(params, path)
-        except MtlsError as exc:
-            raise MtlsError("%s (identity %s): %s" % (os.path.basename(leaf_path), identity, exc.message),
-                            identity=identity, path=path, **exc.details)
-        entry.pop("changed", None)
-        entry.update(identity=identity, path=path, certificate_path=leaf_path)
-        leaves.append(entry)
-    return {"changed": False, "leaves": leaves}
-
-
-def _inspect_file(params, path):
-    data = read_file(path, "certificate file")
-    if data is None:
-        return {"changed": False, "exists": False}
-    return _inspect(params, data, path)
 
 
 def inspect_certificate(module):
-    params = module.params
-    if params["mtls_dir"] is not None:
-        if params["key_path"] is not None:
-            raise MtlsError("key_path names one identity's key: it cannot be combined with mtls_dir")
-        return _inspect_installed(params)
-    if params["chain_files"]:
-        raise MtlsError("chain_files only applies with mtls_dir")
-    if params["path"] is not None:
-        return _inspect_file(params, params["path"])
-    return _inspect(params, params["content"], "content")
-
-
-def _inspect(params, data, source):
-    expected = Expected(renew_fraction=params["renew_fraction"], renew_days=params["renew_days"])
-    certificates = load_certificates(data, source)
-    leaf = certificates[0]
-    result = {"changed": False, "exists": True, "count": len(certificates)}
-    result.update(describe_certificate(leaf))
-    result["in_renewal_window"] = result["days_left"] <= renewal_threshold_days(result["lifetime_days"], expected)
-    if params["all"]:
-        result["certificates"] = [describe_certificate(cert) for cert in certificates]
-    result.update(_key_fields(params, leaf))
-    chain_fields, intermediates, anchors = _chain_fields(params, certificates)
-    result.update(chain_fields)
-    result.update(_revocation_fields(params, leaf, intermediates + anchors))
-    return result
+    return certificate_facts(module.params)
 
 
 def main():

@@ -281,7 +281,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleet.mtls.plugins.module_utils.ca_store import CAStore
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
-from ansible_collections.fleet.mtls.plugins.module_utils.issuance import sign_batch
+from ansible_collections.fleet.mtls.plugins.module_utils.issuance import given_requests, issued_result, sign_batch
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import KEY_TYPES
 from ansible_collections.fleet.mtls.plugins.module_utils.module_common import run_module
 from ansible_collections.fleet.mtls.plugins.module_utils.profiles import PROFILES
@@ -291,8 +291,7 @@ SINGLE_REQUEST_OPTIONS = ("identity", "host", "csr", "profile", "sans", "common_
 
 def _requests(params):
     if params["requests"] is not None:
-        # Drop unset suboptions so the library applies its own defaults.
-        return [dict((k, v) for k, v in request.items() if v is not None) for request in params["requests"]]
+        return given_requests(params["requests"])
     if not params["identity"]:
         raise MtlsError("give either requests (a batch) or identity with csr (one request)")
     return [dict((k, params[k]) for k in SINGLE_REQUEST_OPTIONS if params[k] is not None)]
@@ -311,13 +310,8 @@ def issue(module):
         generate_keys=params["generate_keys"], key_dir=params["key_dir"], key_owner=params["key_owner"],
         key_group=params["key_group"], key_mode=params["key_mode"],
         allowed_key_types=params["allowed_key_types"], check_mode=module.check_mode)
-    certificates = [leaf.as_dict(include_chain=params["return_chain"]) for leaf in issued]
-    result = {"changed": True, "certificates": certificates, "issued": len(certificates),
-              "ca_chain": signer.intermediates_pem.decode("ascii")}
-    if module._diff:
-        names = ["%s/%s" % (c["host"], c["identity"]) if c["host"] else c["identity"] for c in certificates]
-        result["diff"] = {"before": {"issued": []}, "after": {"issued": names}}
-    return result
+    return issued_result([leaf.as_dict(include_chain=params["return_chain"]) for leaf in issued], module._diff,
+                         ca_chain=signer.intermediates_pem.decode("ascii"))
 
 
 def main():

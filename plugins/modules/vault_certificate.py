@@ -43,23 +43,6 @@ options:
     type: list
     elements: dict
     required: true
-  roles:
-    description:
-      - PKI role for each profile.
-    type: dict
-    suboptions:
-      server:
-        description: Role of V(server) certificates.
-        type: str
-        default: fleet-server
-      client:
-        description: Role of V(client) certificates.
-        type: str
-        default: fleet-client
-      server_client:
-        description: Role of V(server_client) certificates.
-        type: str
-        default: fleet-server-client
   issuer:
     description:
       - Issuer (name or ID) that signs, through C(<mount>/issuer/<issuer>/sign/<role>). Default - the mount's
@@ -95,6 +78,7 @@ options:
 extends_documentation_fragment:
   - fleet.mtls.attributes
   - fleet.mtls.vault
+  - fleet.mtls.vault.roles
 attributes:
   check_mode:
     support: full
@@ -200,15 +184,16 @@ stats:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.fleet.mtls.plugins.module_utils.issuance import given_requests, issued_result
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import KEY_TYPES
 from ansible_collections.fleet.mtls.plugins.module_utils.module_common import run_module
 from ansible_collections.fleet.mtls.plugins.module_utils.vault_pki import (
-    DEFAULT_CONCURRENCY, DEFAULT_ROLES, connect, connection_spec, sign_requests)
+    DEFAULT_CONCURRENCY, connect, module_spec, roles_spec, sign_requests)
 
 
 def issue(module):
     params = module.params
-    requests = [dict((k, v) for k, v in request.items() if v is not None) for request in params["requests"]]
+    requests = given_requests(params["requests"])
     if not requests:
         return {"changed": False, "certificates": [], "issued": 0}
     pki = connect(params)
@@ -216,29 +201,21 @@ def issue(module):
                             truncate_to_issuer=params["truncate_to_issuer"], issuer_ref=params["issuer"],
                             allowed_key_types=params["allowed_key_types"], concurrency=params["concurrency"],
                             check_mode=module.check_mode, include_chain=params["return_chain"])
-    result = {"changed": True, "certificates": outcome.certificates, "issued": len(outcome.certificates),
-              "ca_chain": outcome.ca_chain, "issuer": outcome.issuer, "stats": outcome.stats}
-    if module._diff:
-        names = ["%s/%s" % (c["host"], c["identity"]) if c["host"] else c["identity"] for c in outcome.certificates]
-        result["diff"] = {"before": {"issued": []}, "after": {"issued": names}}
-    return result
+    return issued_result(outcome.certificates, module._diff, ca_chain=outcome.ca_chain, issuer=outcome.issuer,
+                         stats=outcome.stats)
 
 
 def main():
-    argument_spec = connection_spec()
-    argument_spec.update(
+    module = AnsibleModule(**module_spec(dict(
         requests=dict(type="list", elements="dict", required=True),
-        roles=dict(type="dict", options=dict((profile, dict(type="str", default=name))
-                                             for profile, name in DEFAULT_ROLES.items())),
+        roles=roles_spec(),
         issuer=dict(type="str"),
         validity_days=dict(type="int", default=90),
         truncate_to_issuer=dict(type="bool", default=False),
         allowed_key_types=dict(type="list", elements="str", choices=list(KEY_TYPES), no_log=False),
         concurrency=dict(type="int", default=DEFAULT_CONCURRENCY),
         return_chain=dict(type="bool", default=False),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, required_together=[("role_id", "secret_id")],
-                           supports_check_mode=True)
+    )))
     run_module(module, issue)
 
 

@@ -73,22 +73,6 @@ options:
       - Let the engine clip a leaf at the issuer's notAfter instead of refusing it.
     type: bool
     default: false
-  roles:
-    description: PKI role written for each profile.
-    type: dict
-    suboptions:
-      server:
-        description: Role of V(server) certificates.
-        type: str
-        default: fleet-server
-      client:
-        description: Role of V(client) certificates.
-        type: str
-        default: fleet-client
-      server_client:
-        description: Role of V(server_client) certificates.
-        type: str
-        default: fleet-server-client
   policy:
     description:
       - SAN policy of every role (the engine's role parameters of the same names).
@@ -163,6 +147,7 @@ options:
 extends_documentation_fragment:
   - fleet.mtls.attributes
   - fleet.mtls.vault
+  - fleet.mtls.vault.roles
 attributes:
   check_mode:
     support: full
@@ -211,62 +196,20 @@ default_issuer:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.fleet.mtls.plugins.module_utils.ca_store import CAStore
-from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import KEY_TYPES
 from ansible_collections.fleet.mtls.plugins.module_utils.module_common import run_module
 from ansible_collections.fleet.mtls.plugins.module_utils.vault_pki import (
-    DEFAULT_ROLES, connect, connection_spec, prepare_mount)
-
-try:
-    from cryptography.hazmat.primitives import serialization
-except ImportError:
-    serialization = None
-
-POLICY_SPEC = dict(
-    allowed_domains=dict(type="list", elements="str", default=[]),
-    allow_subdomains=dict(type="bool", default=True),
-    allow_bare_domains=dict(type="bool", default=True),
-    allow_glob_domains=dict(type="bool", default=False),
-    allow_wildcard_certificates=dict(type="bool", default=False),
-    allow_any_name=dict(type="bool", default=False),
-    allow_localhost=dict(type="bool", default=False),
-    allow_ip_sans=dict(type="bool", default=True),
-    allowed_uri_sans=dict(type="list", elements="str", default=[]),
-    enforce_hostnames=dict(type="bool", default=True),
-    max_validity_days=dict(type="int", default=90),
-    backdate_minutes=dict(type="int", default=5),
-)
-
-
-def _role_policy(policy):
-    policy = dict(policy or dict((name, spec["default"]) for name, spec in POLICY_SPEC.items()))
-    days = policy.pop("max_validity_days")
-    minutes = policy.pop("backdate_minutes")
-    if days is None or days <= 0 or minutes is None or minutes < 0:
-        raise MtlsError("policy.max_validity_days must be positive and policy.backdate_minutes 0 or more")
-    policy["max_ttl"] = "%dh" % (days * 24)
-    policy["not_before_duration"] = "%ds" % (minutes * 60)
-    return policy
-
-
-def _local_ca(params):
-    if not params["import_ca_path"] or params["import_ca_passphrase"] is None:
-        raise MtlsError("ca_source=import needs import_ca_path and import_ca_passphrase")
-    signer = CAStore(params["import_ca_path"]).load(params["import_ca_passphrase"])
-    key_pem = signer.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()).decode("ascii")
-    return key_pem, signer.chain_pem.decode("ascii")
+    POLICY_SPEC, connect, import_material, module_spec, prepare_mount, role_policy, roles_spec)
 
 
 def prepare(module):
     params = module.params
     key_pem = chain = None
     if params["ca_source"] == "import":
-        key_pem, chain = _local_ca(params)
+        key_pem, chain = import_material(params["import_ca_path"], params["import_ca_passphrase"])
     pki = connect(params)
     result = prepare_mount(
-        pki, roles=params["roles"], role_policy=_role_policy(params["policy"]), ca_source=params["ca_source"],
+        pki, roles=params["roles"], role_policy=role_policy(params["policy"]), ca_source=params["ca_source"],
         key_type=params["key_type"], root_common_name=params["root_common_name"],
         issuing_common_name=params["issuing_common_name"], root_validity_days=params["root_validity_days"],
         issuing_validity_days=params["issuing_validity_days"], import_key_pem=key_pem, import_chain=chain,
@@ -280,29 +223,26 @@ def prepare(module):
 
 
 def main():
-    argument_spec = connection_spec()
-    argument_spec.update(
-        ca_source=dict(type="str", choices=["generate", "import"], default="generate"),
-        key_type=dict(type="str", choices=list(KEY_TYPES), default="ec_p256", no_log=False),
-        root_common_name=dict(type="str", default="fleet.mtls root CA"),
-        issuing_common_name=dict(type="str", default="fleet.mtls issuing CA"),
-        root_validity_days=dict(type="int", default=3650),
-        issuing_validity_days=dict(type="int", default=1095),
-        import_ca_path=dict(type="path"),
-        import_ca_passphrase=dict(type="str", no_log=True),
-        issuer_name=dict(type="str", default="issuing-1"),
-        truncate_to_issuer=dict(type="bool", default=False),
-        roles=dict(type="dict", options=dict((profile, dict(type="str", default=name))
-                                             for profile, name in DEFAULT_ROLES.items())),
-        policy=dict(type="dict", options=POLICY_SPEC),
-        crl_expiry_days=dict(type="int", default=7),
-        crl_refresh_days=dict(type="int", default=2),
-        issuing_certificates=dict(type="list", elements="str"),
-        crl_distribution_points=dict(type="list", elements="str"),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, required_together=[("role_id", "secret_id")],
-                           required_if=[("ca_source", "import", ("import_ca_path", "import_ca_passphrase"))],
-                           supports_check_mode=True)
+    module = AnsibleModule(
+        required_if=[("ca_source", "import", ("import_ca_path", "import_ca_passphrase"))],
+        **module_spec(dict(
+            ca_source=dict(type="str", choices=["generate", "import"], default="generate"),
+            key_type=dict(type="str", choices=list(KEY_TYPES), default="ec_p256", no_log=False),
+            root_common_name=dict(type="str", default="fleet.mtls root CA"),
+            issuing_common_name=dict(type="str", default="fleet.mtls issuing CA"),
+            root_validity_days=dict(type="int", default=3650),
+            issuing_validity_days=dict(type="int", default=1095),
+            import_ca_path=dict(type="path"),
+            import_ca_passphrase=dict(type="str", no_log=True),
+            issuer_name=dict(type="str", default="issuing-1"),
+            truncate_to_issuer=dict(type="bool", default=False),
+            roles=roles_spec(),
+            policy=dict(type="dict", options=POLICY_SPEC),
+            crl_expiry_days=dict(type="int", default=7),
+            crl_refresh_days=dict(type="int", default=2),
+            issuing_certificates=dict(type="list", elements="str"),
+            crl_distribution_points=dict(type="list", elements="str"),
+        )))
     run_module(module, prepare)
 
 

@@ -56,7 +56,7 @@ from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.x509.oid import NameOID  # noqa: E402
 
-from ansible_collections.fleet.mtls.plugins.module_utils import ca_store, issuance  # noqa: E402
+from ansible_collections.fleet.mtls.plugins.module_utils import ca_store, issuance, serials  # noqa: E402
 from ansible_collections.fleet.mtls.plugins.module_utils.index import new_entry as index_entry  # noqa: E402
 
 
@@ -87,7 +87,7 @@ def seed_index(issuing, batches, count):
     index = ca_store.CAStore(issuing).index()
     now = ca_store.utcnow()
     for batch in range(batches):
-        index.record([index_entry(ca_store.random_serial(), "web", "host%04d" % n, "CN=host%04d.bench.example" % n,
+        index.record([index_entry(serials.random_serial(), "web", "host%04d" % n, "CN=host%04d.bench.example" % n,
                                   ["DNS:host%04d.bench.example" % n], "server", now, now, now)
                       for n in range(count)])
 
@@ -188,7 +188,7 @@ def bench_openssl(work, csr_paths):
     for path in csr_paths:
         subprocess.run(["openssl", "x509", "-req", "-in", path, "-CA", os.path.join(issuing, "ca.crt"),
                         "-CAkey", os.path.join(issuing, "ca.key"), "-passin", "pass:" + PASS, "-set_serial",
-                        "0x%x" % ca_store.random_serial(), "-days", "90", "-sha256", "-extfile", ext,
+                        "0x%x" % serials.random_serial(), "-days", "90", "-sha256", "-extfile", ext,
                         "-copy_extensions", "copy", "-out", os.path.join(out, os.path.basename(path) + ".crt")],
                        check=True, capture_output=True)
     return time.perf_counter() - started
@@ -213,14 +213,14 @@ def bench_library_phases(work, csrs):
     plans = [issuance.plan_request(leaf_signer, r, n) for n, r in enumerate(requests, 1)]
     validate = time.perf_counter() - started
     started = time.perf_counter()
-    certs = [leaf_signer.sign(plan, ca_store.random_serial()) for plan in plans]
+    certs = [leaf_signer.sign(plan, serials.random_serial()) for plan in plans]
     sign = time.perf_counter() - started
     entries = [issuance._entry_for(plan, cert, leaf_signer.now) for plan, cert in zip(plans, certs)]
     started = time.perf_counter()
     store.index().record(entries)
     record = time.perf_counter() - started
     seed_index(issuing, 8, len(csrs))
-    entries = [issuance._entry_for(plan, leaf_signer.sign(plan, ca_store.random_serial()), leaf_signer.now)
+    entries = [issuance._entry_for(plan, leaf_signer.sign(plan, serials.random_serial()), leaf_signer.now)
                for plan in plans]
     started = time.perf_counter()
     store.index().record(entries)

@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from ansible_collections.fleet.mtls.plugins.module_utils import ca_store, fsutil
+from ansible_collections.fleet.mtls.plugins.module_utils import ca_store, fsutil, serials
 from ansible_collections.fleet.mtls.plugins.module_utils.compat import not_valid_after, not_valid_before, utcnow
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import generate_private_key, serialize_private_key
@@ -229,7 +229,7 @@ def _expired_root(path):
     name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "Old Root")])
     now = utcnow()
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(ca_store.random_serial())
+            .serial_number(serials.random_serial())
             .not_valid_before(now - datetime.timedelta(days=30)).not_valid_after(now - datetime.timedelta(days=1))
             .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
             .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)

@@ -14,7 +14,7 @@ import tls_servers  # noqa: E402
 from pki_factory import Pki, crl_pem, make_crl, now  # noqa: E402
 
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError  # noqa: E402
-from ansible_collections.fleet.mtls.plugins.module_utils.inspect import load_certificates  # noqa: E402
+from ansible_collections.fleet.mtls.plugins.module_utils.x509_info import load_certificates  # noqa: E402
 from ansible_collections.fleet.mtls.plugins.module_utils.probe import (  # noqa: E402
     expectation_failure, mqtt_connect_packet, probe)
 

@@ -254,23 +254,6 @@ def test_expected_rejects_bad_settings():
         Expected(sans=["bogus:thing"])
 
 
-@pytest.mark.parametrize("name", ["", ".hidden", "-x", "a/b", "../etc", "a b", "x" * 129])
-def test_identity_name_must_be_a_plain_file_name(name):
-    with pytest.raises(MtlsError, match="invalid identity name"):
-        renewal.HostLayout("/etc/mtls", name)
-
-
-def test_host_layout_paths():
-    layout = renewal.HostLayout("/etc/mtls", "web")
-    assert layout.key == "/etc/mtls/private/web.key"
-    assert layout.staged_key == "/etc/mtls/private/web.key.new"
-    assert layout.certificate == "/etc/mtls/certs/web.crt"
-    assert layout.chain == "/etc/mtls/certs/web.chain.pem"
-    assert layout.csr == "/etc/mtls/certs/web.csr"
-    assert layout.trust_bundle == "/etc/mtls/trust-bundle.pem"
-    assert layout.crl == "/etc/mtls/crl.pem"
-
-
 def test_files_inconsistent_when_the_chain_does_not_start_with_the_leaf():
     ca = make_ca()
     key = ec.generate_private_key(ec.SECP256R1())
@@ -289,7 +272,3 @@ def test_files_inconsistent_when_the_chain_does_not_start_with_the_leaf():
     # A wrong key is the more fundamental reason.
     stranger = ec.generate_private_key(ec.SECP256R1())
     assert needs_issue(cert, stranger, exp, now=NOW, chain=None)[1] == "key_mismatch"
-
-
-def test_host_layout_lock_beside_the_key():
-    assert renewal.HostLayout("/etc/mtls", "web").lock == "/etc/mtls/private/.web.lock"

@@ -130,3 +130,29 @@ def test_bad_connection_settings(settings, message):
 def test_concurrency_is_bounded():
     with pytest.raises(MtlsError, match="concurrency must be between 1 and 64"):
         vault_pki.sign_requests(None, [], concurrency=0)
+
+
+def test_a_duplicate_identity_is_refused_like_the_local_signer_before_the_engine_is_asked():
+    # issuance.check_batch_names for both signers: the same message as test_issuance's.
+    requests = [{"identity": "web", "host": "h1", "csr": csr_pem()}, {"identity": "db", "csr": csr_pem()},
+                {"identity": "web", "host": "h1", "csr": csr_pem()}]
+    with pytest.raises(MtlsError, match=r"request 3 \(identity web on host h1\) duplicates request 1"):
+        vault_pki.sign_requests(None, requests)
+
+
+def test_module_spec_shares_the_connection_options_and_the_approle_rule():
+    spec = vault_pki.module_spec({"requests": {"type": "list"}})
+    assert set(vault_pki.connection_spec()) < set(spec["argument_spec"]) and "requests" in spec["argument_spec"]
+    assert spec["required_together"] == [("role_id", "secret_id")] and spec["supports_check_mode"] is True
+    assert spec["argument_spec"]["retries"]["default"] == vault_pki.DEFAULT_RETRIES
+    assert vault_pki.roles_spec()["options"]["server"]["default"] == vault_pki.DEFAULT_ROLES["server"]
+
+
+def test_role_policy_turns_days_and_minutes_into_role_fields():
+    policy = vault_pki.role_policy(None)
+    assert policy["max_ttl"] == "2160h" and policy["not_before_duration"] == "300s"
+    assert "max_validity_days" not in policy and policy["allow_subdomains"] is True
+    with pytest.raises(MtlsError, match="max_validity_days must be positive"):
+        vault_pki.role_policy({"max_validity_days": 0, "backdate_minutes": 5})
+    with pytest.raises(MtlsError, match="needs import_ca_path and import_ca_passphrase"):
+        vault_pki.import_material(None, "x")

@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from pki_factory import Pki, certs_pem, crl_pem, make_certificate, make_crl, now  # noqa: E402
 
-from ansible_collections.fleet.mtls.plugins.module_utils import inspect  # noqa: E402
+from ansible_collections.fleet.mtls.plugins.module_utils import x509_info  # noqa: E402
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError  # noqa: E402
 
 DAY = datetime.timedelta(days=1)
@@ -28,16 +28,16 @@ def pki():
 
 def test_load_bundle_keeps_every_certificate_in_order(pki):
     bundle = certs_pem(pki.root.cert, pki.issuing.cert, pki.foreign_root.cert)
-    loaded = inspect.load_certificates(bundle, "bundle.pem")
+    loaded = x509_info.load_certificates(bundle, "bundle.pem")
     assert [c.subject for c in loaded] == [pki.root.cert.subject, pki.issuing.cert.subject,
                                            pki.foreign_root.cert.subject]
 
 
 def test_load_accepts_text_and_der(pki):
     from cryptography.hazmat.primitives import serialization
-    assert len(inspect.load_certificates(pki.root.cert_pem.decode(), "text")) == 1
+    assert len(x509_info.load_certificates(pki.root.cert_pem.decode(), "text")) == 1
     der = pki.root.cert.public_bytes(serialization.Encoding.DER)
-    assert inspect.load_certificates(der, "der")[0].serial_number == pki.root.cert.serial_number
+    assert x509_info.load_certificates(der, "der")[0].serial_number == pki.root.cert.serial_number
 
 
 @pytest.mark.parametrize("data, message", [
@@ -47,13 +47,13 @@ def test_load_accepts_text_and_der(pki):
 ])
 def test_load_rejects_empty_and_garbage_naming_the_source(data, message):
     with pytest.raises(MtlsError) as raised:
-        inspect.load_certificates(data, "/x/empty.pem")
+        x509_info.load_certificates(data, "/x/empty.pem")
     assert message in str(raised.value)
 
 
 def test_load_names_what_was_found_instead_of_a_certificate(pki):
     with pytest.raises(MtlsError) as raised:
-        inspect.load_certificates(pki.root.key_pem(), "ca.key")
+        x509_info.load_certificates(pki.root.key_pem(), "ca.key")
     assert str(raised.value) == "ca.key holds no certificate (found only PRIVATE KEY)"
 
 
@@ -63,13 +63,13 @@ def test_load_reports_which_block_is_damaged(pki):
     damaged = b"".join(lines[:2] + [b"AAAA" + lines[2][4:]] + lines[3:])
     damaged = damaged.replace(lines[3], b"!!!!" + lines[3][4:])
     with pytest.raises(MtlsError) as raised:
-        inspect.load_certificates(good + damaged, "chain.pem")
+        x509_info.load_certificates(good + damaged, "chain.pem")
     assert "chain.pem: certificate #2 is damaged" in str(raised.value)
 
 
 def test_load_crls_rejects_certificates(pki):
     with pytest.raises(MtlsError, match="crl.pem holds no CRL"):
-        inspect.load_crls(pki.root.cert_pem, "crl.pem")
+        x509_info.load_crls(pki.root.cert_pem, "crl.pem")
 
 
 # --- describe ------------------------------------------------------------------------------------
@@ -77,7 +77,7 @@ def test_load_crls_rejects_certificates(pki):
 def test_describe_server_leaf(pki):
     leaf = pki.server("web.test", sans=("DNS:Web.Test", "IP:127.0.0.1", "URI:spiffe://fleet/web"),
                       days=90)
-    info = inspect.describe_certificate(leaf.cert)
+    info = x509_info.describe_certificate(leaf.cert)
     assert info["subject"] == "CN=web.test,O=fleet-mtls tests"
     assert info["common_name"] == "web.test"
     assert info["sans"] == ["DNS:web.test", "IP:127.0.0.1", "URI:spiffe://fleet/web"]
@@ -94,28 +94,28 @@ def test_describe_server_leaf(pki):
     assert info["key_type"] == "ec_p256"
     expected_fp = ":".join("%02x" % b for b in leaf.cert.fingerprint(hashes.SHA256()))
     assert info["fingerprint_sha256"] == expected_fp
-    assert info["aki"] == inspect.describe_certificate(pki.issuing.cert)["ski"]
+    assert info["aki"] == x509_info.describe_certificate(pki.issuing.cert)["ski"]
     assert info["ski"] and info["ski"] != info["aki"]
 
 
 def test_describe_time_fields_follow_now(pki):
     start = now() - 10 * DAY
     leaf = pki.client(not_before=start, not_after=start + 40 * DAY)
-    halfway = inspect.describe_certificate(leaf.cert, now=start + 20 * DAY)
+    halfway = x509_info.describe_certificate(leaf.cert, now=start + 20 * DAY)
     assert halfway["days_left"] == 20.0 and halfway["fraction_left"] == 0.5
-    after = inspect.describe_certificate(leaf.cert, now=start + 50 * DAY)
+    after = x509_info.describe_certificate(leaf.cert, now=start + 50 * DAY)
     assert after["days_left"] == -10.0 and after["fraction_left"] == 0.0
-    assert inspect.describe_certificate(leaf.cert, now=start - DAY)["fraction_left"] == 1.0
+    assert x509_info.describe_certificate(leaf.cert, now=start - DAY)["fraction_left"] == 1.0
 
 
 def test_describe_ca_and_other_key_types(pki):
-    info = inspect.describe_certificate(pki.root.cert)
+    info = x509_info.describe_certificate(pki.root.cert)
     assert info["is_ca"] is True and info["profile"] is None and info["eku"] == []
     assert info["aki"] == info["ski"]
     rsa_leaf = pki.issuing.issue("rsa.test", key_type="rsa2048", eku=["serverAuth", "clientAuth"])
-    rsa_info = inspect.describe_certificate(rsa_leaf.cert)
+    rsa_info = x509_info.describe_certificate(rsa_leaf.cert)
     assert rsa_info["key_type"] == "rsa2048" and rsa_info["profile"] == "server_client"
-    assert inspect.describe_certificate(pki.issuing.issue("ed.test", key_type="ed25519").cert)[
+    assert x509_info.describe_certificate(pki.issuing.issue("ed.test", key_type="ed25519").cert)[
         "key_type"] == "ed25519"
 
 
@@ -123,15 +123,15 @@ def test_describe_ca_and_other_key_types(pki):
 
 def test_chain_through_untrusted_intermediate_to_root(pki):
     leaf = pki.server()
-    ok, reason, path = inspect.verify_chain(leaf.cert, [pki.issuing.cert], [pki.root.cert],
-                                            purpose="serverAuth")
+    ok, reason, path = x509_info.verify_chain(leaf.cert, [pki.issuing.cert], [pki.root.cert],
+                                              purpose="serverAuth")
     assert (ok, reason) == (True, None)
     assert [c.subject for c in path] == [leaf.cert.subject, pki.issuing.cert.subject, pki.root.cert.subject]
 
 
 def test_intermediate_in_the_bundle_is_an_anchor(pki):
     leaf = pki.client()
-    ok, reason, path = inspect.verify_chain(leaf.cert, [], [pki.root.cert, pki.issuing.cert])
+    ok, reason, path = x509_info.verify_chain(leaf.cert, [], [pki.root.cert, pki.issuing.cert])
     assert ok and reason is None and len(path) == 2
 
 
@@ -140,9 +140,9 @@ def test_signatures_of_every_issuer_key_type(key_type):
     root = make_certificate("Root %s" % key_type, ca=True, key_type=key_type, days=100)
     issuing = root.issue("Issuing %s" % key_type, ca=True, key_type=key_type, days=50)
     leaf = issuing.issue("leaf", eku=["clientAuth"])
-    assert inspect.verify_chain(leaf.cert, [issuing.cert], [root.cert], purpose="clientAuth")[0]
-    assert inspect.issued_by(leaf.cert, issuing.cert)
-    assert not inspect.issued_by(leaf.cert, root.cert)
+    assert x509_info.verify_chain(leaf.cert, [issuing.cert], [root.cert], purpose="clientAuth")[0]
+    assert x509_info.issued_by(leaf.cert, issuing.cert)
+    assert not x509_info.issued_by(leaf.cert, root.cert)
 
 
 def test_ca_rotation_same_names_picks_the_right_key(pki):
@@ -153,8 +153,8 @@ def test_ca_rotation_same_names_picks_the_right_key(pki):
         new_issuing = new_root.issue("Rotating Issuing", ca=True, with_key_ids=with_key_ids)
         old_issuing = old_root.issue("Rotating Issuing", ca=True, with_key_ids=with_key_ids)
         leaf = new_issuing.issue("rotated.test", with_key_ids=with_key_ids)
-        ok, reason, path = inspect.verify_chain(leaf.cert, [old_issuing.cert, new_issuing.cert],
-                                                [old_root.cert, new_root.cert])
+        ok, reason, path = x509_info.verify_chain(leaf.cert, [old_issuing.cert, new_issuing.cert],
+                                                  [old_root.cert, new_root.cert])
         assert (ok, reason) == (True, None), with_key_ids
         assert path[1] is new_issuing.cert and path[2] is new_root.cert
 
@@ -165,8 +165,8 @@ def test_renewed_copy_of_an_intermediate_in_the_bundle_wins(pki):
     expired_copy = pki.root.issue("Test Issuing CA", ca=True, key=pki.issuing.key,
                                   not_before=now() - 20 * DAY, not_after=now() - DAY)
     leaf = pki.client()
-    ok, reason, path = inspect.verify_chain(leaf.cert, [expired_copy.cert],
-                                            [pki.root.cert, pki.issuing.cert])
+    ok, reason, path = x509_info.verify_chain(leaf.cert, [expired_copy.cert],
+                                              [pki.root.cert, pki.issuing.cert])
     assert (ok, reason) == (True, None)
     assert path[1] is pki.issuing.cert
 
@@ -174,14 +174,14 @@ def test_renewed_copy_of_an_intermediate_in_the_bundle_wins(pki):
 def test_leaf_without_eku_serves_any_purpose(pki):
     leaf = pki.issuing.issue("no-eku.test")
     for purpose in ("serverAuth", "clientAuth"):
-        assert inspect.verify_chain(leaf.cert, [], [pki.issuing.cert], purpose=purpose)[0]
+        assert x509_info.verify_chain(leaf.cert, [], [pki.issuing.cert], purpose=purpose)[0]
 
 
 # --- verify_chain: each failure reason -----------------------------------------------------------
 
 def _verify(leaf, pki, purpose=None, intermediates=None, anchors=None, when=None):
-    return inspect.verify_chain(leaf.cert, intermediates if intermediates is not None else [pki.issuing.cert],
-                                anchors or [pki.root.cert], now=when, purpose=purpose)
+    return x509_info.verify_chain(leaf.cert, intermediates if intermediates is not None else [pki.issuing.cert],
+                                  anchors or [pki.root.cert], now=when, purpose=purpose)
 
 
 def test_expired_leaf(pki):
@@ -227,7 +227,7 @@ def test_bad_signature(pki):
     forged = pki.issuing.issue("forged.test", signer_key=impostor_key)
     ok, reason, path = _verify(forged, pki)
     assert (ok, reason) == (False, "bad signature") and path == [forged.cert]
-    assert not inspect.issued_by(forged.cert, pki.issuing.cert)
+    assert not x509_info.issued_by(forged.cert, pki.issuing.cert)
 
 
 def test_issuer_is_not_a_ca(pki):
@@ -250,7 +250,7 @@ def test_path_length_exceeded(pki):
     ok, reason, path = _verify(leaf, pki, intermediates=[pki.issuing.cert, sub.cert])
     assert (ok, reason) == (False, "path length exceeded") and path[-1] is pki.issuing.cert
     # The sub-CA alone is fine when it is the anchor.
-    assert inspect.verify_chain(leaf.cert, [], [sub.cert])[0]
+    assert x509_info.verify_chain(leaf.cert, [], [sub.cert])[0]
 
 
 def test_wrong_purpose(pki):
@@ -261,19 +261,19 @@ def test_wrong_purpose(pki):
 
 def test_unknown_purpose_and_empty_bundle_are_errors(pki):
     with pytest.raises(MtlsError, match="unknown purpose 'server'"):
-        inspect.verify_chain(pki.client().cert, [], [pki.root.cert], purpose="server")
+        x509_info.verify_chain(pki.client().cert, [], [pki.root.cert], purpose="server")
     with pytest.raises(MtlsError, match="trust bundle holds no certificate"):
-        inspect.verify_chain(pki.client().cert, [], [])
+        x509_info.verify_chain(pki.client().cert, [], [])
 
 
 # --- revocation ----------------------------------------------------------------------------------
 
 def test_revocation_good_and_revoked(pki):
     good, bad = pki.client("good.test"), pki.client("bad.test")
-    crls = inspect.load_crls(crl_pem(make_crl(pki.root), make_crl(pki.issuing, revoked=[bad.cert])),
-                             "crl.pem")
-    assert inspect.check_revocation(good.cert, pki.issuing.cert, crls)["status"] == "good"
-    revoked = inspect.check_revocation(bad.cert, pki.issuing.cert, crls)
+    crls = x509_info.load_crls(crl_pem(make_crl(pki.root), make_crl(pki.issuing, revoked=[bad.cert])),
+                               "crl.pem")
+    assert x509_info.check_revocation(good.cert, pki.issuing.cert, crls)["status"] == "good"
+    revoked = x509_info.check_revocation(bad.cert, pki.issuing.cert, crls)
     assert revoked["status"] == "revoked"
     assert revoked["reason"] == "keyCompromise" and revoked["revoked_at"].endswith("Z")
     assert revoked["crl_next_update"].endswith("Z")
@@ -281,18 +281,18 @@ def test_revocation_good_and_revoked(pki):
 
 def test_revocation_without_a_crl_of_the_issuer(pki):
     crls = [make_crl(pki.root), make_crl(pki.foreign_issuing)]
-    assert inspect.check_revocation(pki.client().cert, pki.issuing.cert, crls)["status"] == "no crl for issuer"
+    assert x509_info.check_revocation(pki.client().cert, pki.issuing.cert, crls)["status"] == "no crl for issuer"
 
 
 def test_crl_signed_by_another_key_is_ignored(pki):
     impostor = make_certificate("Test Issuing CA", ca=True)  # same name, different key
     crls = [make_crl(impostor, revoked=[])]
-    assert inspect.check_revocation(pki.client().cert, pki.issuing.cert, crls)["status"] == "no crl for issuer"
+    assert x509_info.check_revocation(pki.client().cert, pki.issuing.cert, crls)["status"] == "no crl for issuer"
 
 
 def test_expired_crl(pki):
     stale = make_crl(pki.issuing, last_update=now() - 10 * DAY, next_update=now() - DAY)
-    result = inspect.check_revocation(pki.client().cert, pki.issuing.cert, [stale])
+    result = x509_info.check_revocation(pki.client().cert, pki.issuing.cert, [stale])
     assert result["status"] == "crl expired"
 
 
@@ -300,11 +300,11 @@ def test_newest_crl_decides(pki):
     leaf = pki.client()
     older = make_crl(pki.issuing, revoked=[leaf.cert], crl_number=4)
     newer = make_crl(pki.issuing, revoked=[], crl_number=5)
-    assert inspect.check_revocation(leaf.cert, pki.issuing.cert, [newer, older])["status"] == "good"
-    assert inspect.check_revocation(leaf.cert, pki.issuing.cert, [older])["status"] == "revoked"
+    assert x509_info.check_revocation(leaf.cert, pki.issuing.cert, [newer, older])["status"] == "good"
+    assert x509_info.check_revocation(leaf.cert, pki.issuing.cert, [older])["status"] == "revoked"
 
 
 def test_find_issuer(pki):
     leaf = pki.client()
-    assert inspect.find_issuer(leaf.cert, [pki.root.cert, pki.issuing.cert]) is pki.issuing.cert
-    assert inspect.find_issuer(leaf.cert, [pki.foreign_issuing.cert]) is None
+    assert x509_info.find_issuer(leaf.cert, [pki.root.cert, pki.issuing.cert]) is pki.issuing.cert
+    assert x509_info.find_issuer(leaf.cert, [pki.foreign_issuing.cert]) is None

@@ -20,6 +20,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils.keys import key_type_of
 from ansible_collections.fleet.mtls.plugins.module_utils.names import (
     common_name_of, sans_of, subject_string)
 from ansible_collections.fleet.mtls.plugins.module_utils.profiles import eku_names, profile_of
+from ansible_collections.fleet.mtls.plugins.module_utils.serials import serial_hex
 
 try:
     from cryptography import x509
@@ -74,14 +75,18 @@ def load_certificates(pem_bytes, source):
             labels = sorted(set(block.split(b"-----")[1][6:].decode("ascii") for block in other))
             raise MtlsError("%s holds no certificate (found only %s)" % (source, ", ".join(labels)))
         raise MtlsError("%s is not a PEM certificate or bundle (no BEGIN CERTIFICATE block)" % source)
-    certificates = []
+    return _parse_each(blocks, x509.load_pem_x509_certificate, "certificate", source)
+
+
+def _parse_each(blocks, load, kind, source):
+    """``load`` every PEM block; a damaged one is named by its position in ``source``."""
+    parsed = []
     for position, block in enumerate(blocks, 1):
         try:
-            certificates.append(x509.load_pem_x509_certificate(block))
+            parsed.append(load(block))
         except ValueError as exc:
-            raise MtlsError("%s: certificate #%d is damaged and cannot be parsed (%s)"
-                            % (source, position, _first_line(exc)))
-    return certificates
+            raise MtlsError("%s: %s #%d is damaged and cannot be parsed (%s)" % (source, kind, position, _first_line(exc)))
+    return parsed
 
 
 def load_crls(pem_bytes, source):
@@ -91,14 +96,7 @@ def load_crls(pem_bytes, source):
     blocks = pem_blocks(pem_bytes, "X509 CRL")
     if not blocks:
         raise MtlsError("%s holds no CRL (no BEGIN X509 CRL block)" % source)
-    crls = []
-    for position, block in enumerate(blocks, 1):
-        try:
-            crls.append(x509.load_pem_x509_crl(block))
-        except ValueError as exc:
-            raise MtlsError("%s: CRL #%d is damaged and cannot be parsed (%s)"
-                            % (source, position, _first_line(exc)))
-    return crls
+    return _parse_each(blocks, x509.load_pem_x509_crl, "CRL", source)
 
 
 def read_required(path, what):
@@ -120,11 +118,6 @@ def load_crl_file(path, what):
 
 def _first_line(exc):
     return (str(exc).splitlines() or [type(exc).__name__])[0]
-
-
-def serial_hex(serial_number):
-    """The one serial format of returns: lower-case hex, no colons, no leading zeros."""
-    return "%x" % serial_number
 
 
 def _colon_hex(data):
