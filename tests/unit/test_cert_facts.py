@@ -7,12 +7,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import pytest  # noqa: E402
 from pki_factory import Pki, crl_pem, make_crl  # noqa: E402
 
 from ansible_collections.fleet.mtls.plugins.module_utils.cert_facts import certificate_facts  # noqa: E402
+from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError  # noqa: E402
 
 PARAMS = dict(path=None, content=None, all=False, key_path=None, key_passphrase=None, trust_bundle=None,
-              chain=None, purpose=None, crl=None, renew_fraction=None, renew_days=None)
+              chain=None, purpose=None, crl=None, renew_fraction=None, renew_days=None, mtls_dir=None,
+              chain_files=False)
 
 
 def _params(**given):
@@ -58,3 +61,17 @@ def test_key_chain_and_crl_checks(tmp_path):
                                         trust_bundle=paths["bundle"], crl=paths["crl"]))
     assert foreign["chain_valid"] is False and foreign["chain_reason"]
     assert foreign["revocation"] == "no crl for issuer" and foreign["revoked"] is None
+
+
+def test_mtls_dir_inspects_every_installed_identity_and_refuses_key_path(tmp_path):
+    pki = Pki()
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    (certs / "web.crt").write_bytes(pki.server("web.test").cert_pem)
+    facts = certificate_facts(_params(mtls_dir=str(tmp_path)))
+    assert [entry["identity"] for entry in facts["leaves"]] == ["web"]
+    assert facts["leaves"][0]["certificate_path"] == str(certs / "web.crt")
+    with pytest.raises(MtlsError, match="key_path names one identity"):
+        certificate_facts(_params(mtls_dir=str(tmp_path), key_path=str(tmp_path / "k")))
+    with pytest.raises(MtlsError, match="chain_files only applies with mtls_dir"):
+        certificate_facts(_params(path=str(certs / "web.crt"), chain_files=True))

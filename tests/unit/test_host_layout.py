@@ -34,3 +34,21 @@ def test_host_layout_paths():
 
 def test_host_layout_lock_beside_the_key():
     assert host_layout.HostLayout("/etc/mtls", "web").lock == "/etc/mtls/private/.web.lock"
+
+
+def test_installed_identities_lists_regular_leaf_files_by_name(tmp_path):
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    for name in ("web.crt", "app.crt", "app.chain.pem", ".web.crt.abcdefgh", ".hidden.crt", "notes.txt", ".crt"):
+        (certs / name).write_text("x")
+    (certs / "link.crt").symlink_to(certs / "web.crt")
+    (certs / "dir.crt").mkdir()
+    found = host_layout.installed_identities(str(tmp_path))
+    assert [layout.name for layout in found] == ["app", "web"]
+    assert found[0].chain == str(certs / "app.chain.pem")
+
+
+def test_installed_identities_without_certs_directory(tmp_path):
+    assert host_layout.installed_identities(str(tmp_path)) == []
+    (tmp_path / "certs").write_text("not a directory")
+    assert host_layout.installed_identities(str(tmp_path)) == []
