@@ -8,6 +8,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
+from ansible_collections.fleet.mtls.plugins.module_utils.host_layout import HostLayout
 
 CA_GROUP = "mtls_ca"
 CA_HOLDER_FALLBACK = "localhost"
@@ -27,6 +29,17 @@ def ca_holder(groups):
     return members[0] if members else CA_HOLDER_FALLBACK
 
 
+def identity_files(mtls_dir, name):
+    """The files of identity ``name`` under the on-host directory ``mtls_dir``, from the one layout
+    (``host_layout.HostLayout``): key, certificate, chain, csr, trust_bundle, crl."""
+    try:
+        layout = HostLayout(str(mtls_dir), name)
+    except MtlsError as exc:
+        raise AnsibleFilterError("fleet.mtls.identity_files: %s" % exc.message)
+    return {"key": layout.key, "certificate": layout.certificate, "chain": layout.chain, "csr": layout.csr,
+            "trust_bundle": layout.trust_bundle, "crl": layout.crl}
+
+
 class FilterModule(object):
     def filters(self):
-        return {"ca_holder": ca_holder}
+        return {"ca_holder": ca_holder, "identity_files": identity_files}

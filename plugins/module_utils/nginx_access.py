@@ -28,6 +28,7 @@ import re
 from urllib.parse import urlsplit
 
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
+from ansible_collections.fleet.mtls.plugins.module_utils.host_layout import HostLayout
 from ansible_collections.fleet.mtls.plugins.module_utils.role_inputs import SERVES
 DEFAULT_LISTEN = 443
 DEFAULT_VERIFY_CLIENT = "on"
@@ -247,7 +248,9 @@ def site_plan(sites, server_identity="", upstream_identity="", verify_depth=None
 
 
 def identity_files(mtls_dir, name):
-    return ["%s/certs/%s.chain.pem" % (mtls_dir, name), "%s/private/%s.key" % (mtls_dir, name)]
+    """What NGINX reads of identity ``name``: its chain and key (the one on-host layout)."""
+    layout = HostLayout(mtls_dir, name)
+    return [layout.chain, layout.key]
 
 
 def drop_default_site(sites, disable_default_site="auto"):

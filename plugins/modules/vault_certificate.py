@@ -32,7 +32,7 @@ description:
     host and identity; nothing is returned, so nothing is installed. Certificates the engine already signed
     in that call stay in its storage, unused (the message counts them).
 author:
-  - fleet.mtls contributors (!UNKNOWN)
+  - fleet.mtls maintainers (!UNKNOWN)
 options:
   requests:
     description:

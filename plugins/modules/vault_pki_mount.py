@@ -25,7 +25,7 @@ description:
     O(truncate_to_issuer=true)), CRL expiry with automatic rebuild before it, and optional AIA/CRL URLs.
   - Only what differs is written; RV(changes) names each write.
 author:
-  - fleet.mtls contributors (!UNKNOWN)
+  - fleet.mtls maintainers (!UNKNOWN)
 options:
   ca_source:
     description:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.fleet.mtls.plugins.filter.fleet import FilterModule, ca_holder
+from ansible_collections.fleet.mtls.plugins.filter.fleet import FilterModule, ca_holder, identity_files
 
 
 def test_filter_is_the_function():
@@ -31,3 +31,17 @@ def test_first_host_of_mtls_ca_or_the_controller(groups, holder):
 def test_bad_input_is_named(groups, message):
     with pytest.raises(AnsibleFilterError, match=message):
         ca_holder(groups)
+
+
+def test_identity_files_come_from_the_host_layout():
+    files = identity_files("/etc/mtls", "web")
+    assert files == {"key": "/etc/mtls/private/web.key", "certificate": "/etc/mtls/certs/web.crt",
+                     "chain": "/etc/mtls/certs/web.chain.pem", "csr": "/etc/mtls/certs/web.csr",
+                     "trust_bundle": "/etc/mtls/trust-bundle.pem", "crl": "/etc/mtls/crl.pem"}
+    assert FilterModule().filters()["identity_files"] is identity_files
+
+
+@pytest.mark.parametrize("name", ["", "../etc/passwd", ".hidden", None])
+def test_identity_files_refuse_a_name_that_is_not_an_identity(name):
+    with pytest.raises(AnsibleFilterError, match="fleet.mtls.identity_files: invalid identity name"):
+        identity_files("/etc/mtls", name)

@@ -20,6 +20,7 @@ import jinja2
 import pytest
 
 from ansible_collections.fleet.mtls.plugins.filter import nginx_access as access_filter
+from ansible_collections.fleet.mtls.plugins.filter import fleet as fleet_filter
 from ansible_collections.fleet.mtls.plugins.module_utils import nginx_access
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 
@@ -76,8 +77,9 @@ GOLDEN_SITES = [
 
 def _env():
     env = jinja2.Environment(trim_blocks=True, undefined=jinja2.StrictUndefined)
-    for name, function in access_filter.FilterModule().filters().items():
-        env.filters["fleet.mtls." + name] = function
+    for module in (access_filter, fleet_filter):
+        for name, function in module.FilterModule().filters().items():
+            env.filters["fleet.mtls." + name] = function
     return env
 
 
