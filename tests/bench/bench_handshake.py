@@ -259,7 +259,7 @@ def defaults_pki(work, mtls_dir, revoked=0, intermediate=True):
                cert.public_bytes(serialization.Encoding.PEM) + issuing.intermediates_pem)
     _write(os.path.join(mtls_dir, "trust-bundle.pem"), ca_store.certificate_pem(root.certificate))
     now = ca_store.utcnow()
-    entries = [{"serial": "%x" % ca_store.random_serial(), "revoked_at": None} for _ in range(revoked)]
+    entries = [{"serial": "%x" % ca_store.random_serial(), "revoked_at": None} for dummy in range(revoked)]
     crls = [crl.build_crl(root, [] if intermediate else entries, 1, now=now)]
     if intermediate:
         crls.append(crl.build_crl(issuing, entries, 1, now=now))
