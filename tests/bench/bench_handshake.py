@@ -19,9 +19,9 @@ resumed: every connection offers the session of the one before (the fraction the
 resumed is reported).
 
 Configurations:
-  oneway    our defaults without client certificates: the NGINX site with verify_client "off"; for
-            Mosquitto, whose template always requires a certificate, the rendered file with
-            "require_certificate false" (the one line this benchmark changes);
+  oneway    our defaults without client certificates: the rendered files with the one line that
+            asks for a client certificate turned off (NGINX "ssl_verify_client off", Mosquitto
+            "require_certificate false"; the roles render mTLS only);
   mtls      our defaults: EC P-256 keys (keys.DEFAULT_KEY_TYPE), leaf <- issuing CA <- root made by
             plugins/module_utils (ca_store, issuance, crl), the chain file leaf + issuing CA, the
             root as trust bundle, both CAs' CRLs;
@@ -311,8 +311,6 @@ def render_configs(work, configs):
     for config in configs:
         out = os.path.join(work, config["name"])
         site = {"name": "bench", "server_name": "localhost", "listen": 443, "return": "204"}
-        if config["oneway"]:
-            site["verify_client"] = "off"
         nginx_vars = dict(config.get("nginx_vars", {}), mtls_nginx_sites=[site])
         tasks.append({"name": "nginx " + config["name"], "ansible.builtin.template": {
             "src": os.path.join(REPO, "roles", "nginx", "templates", "fleet-mtls.conf.j2"),
@@ -323,9 +321,10 @@ def render_configs(work, configs):
                 "src": os.path.join(REPO, "roles", "mosquitto", "templates", template),
                 "dest": os.path.join(out, dest), "mode": "0644"}})
     play = {"hosts": "localhost", "gather_facts": False, "connection": "local",
-            "vars_files": [os.path.join(REPO, "roles", "nginx", "defaults", "main.yml"),
-                           os.path.join(REPO, "roles", "mosquitto", "defaults", "main.yml"),
-                           os.path.join(REPO, "roles", "mosquitto", "vars", "main.yml")],
+            # The roles' defaults and their internal vars (what the templates read besides them).
+            "vars_files": [path for path in (os.path.join(REPO, "roles", role, kind, "main.yml")
+                                             for role in ("nginx", "mosquitto") for kind in ("defaults", "vars"))
+                           if os.path.exists(path)],
             "tasks": tasks}
     path = os.path.join(work, "render.yml")
     with open(path, "w") as handle:
@@ -338,13 +337,23 @@ def render_configs(work, configs):
         raise SystemExit("rendering the role templates failed:\n%s\n%s" % (proc.stdout[-3000:], proc.stderr[-3000:]))
     for config in configs:
         if config["oneway"]:
-            path = os.path.join(work, config["name"], "mosquitto-fleet-mtls.conf")
-            with open(path) as handle:
-                text = handle.read()
-            if text.count("require_certificate true\n") != 1:
-                raise SystemExit("%s: expected one 'require_certificate true' line to turn off" % path)
-            with open(path, "w") as handle:
-                handle.write(text.replace("require_certificate true\n", "require_certificate false\n"))
+            for name, line, oneway in ONEWAY_EDITS:
+                turn_off(os.path.join(work, config["name"], name), line, oneway)
+
+
+# One-way TLS: the rendered mTLS files with the one line that asks for a client certificate turned
+# off (the roles render mTLS only).
+ONEWAY_EDITS = (("nginx-fleet-mtls.conf", "    ssl_verify_client on;\n", "    ssl_verify_client off;\n"),
+                ("mosquitto-fleet-mtls.conf", "require_certificate true\n", "require_certificate false\n"))
+
+
+def turn_off(path, line, replacement):
+    with open(path) as handle:
+        text = handle.read()
+    if text.count(line) != 1:
+        raise SystemExit("%s: expected exactly one %r line to turn off" % (path, line.strip()))
+    with open(path, "w") as handle:
+        handle.write(text.replace(line, replacement))
 
 
 # ---- podman -------------------------------------------------------------------------------------

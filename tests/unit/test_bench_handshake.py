@@ -142,3 +142,13 @@ def test_podman_top_hpids_match_the_command_start_only(bench):
     out = ("HPID        COMMAND\n"
            "6001        /bin/sh -c install -d -o mosquitto /run/mosquitto && exec mosquitto -c x\n")
     assert bench.parse_top_hpids(out, "mosquitto") == []
+
+
+def test_oneway_turns_off_exactly_the_client_certificate_line(bench, tmp_path):
+    conf = tmp_path / "nginx.conf"
+    conf.write_text("server {\n    ssl_verify_client on;\n    ssl_verify_depth 2;\n}\n")
+    bench.turn_off(str(conf), "    ssl_verify_client on;\n", "    ssl_verify_client off;\n")
+    assert conf.read_text() == "server {\n    ssl_verify_client off;\n    ssl_verify_depth 2;\n}\n"
+    # Already off (or a template that changed its wording): refused, never a silent mTLS "one-way".
+    with pytest.raises(SystemExit, match="ssl_verify_client on"):
+        bench.turn_off(str(conf), "    ssl_verify_client on;\n", "    ssl_verify_client off;\n")
