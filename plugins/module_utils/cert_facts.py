@@ -12,6 +12,7 @@ import os
 
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import read_file
+from ansible_collections.fleet.mtls.plugins.module_utils.host_identity import current_decision
 from ansible_collections.fleet.mtls.plugins.module_utils.host_layout import installed_identities
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import load_private_key, same_public_key
 from ansible_collections.fleet.mtls.plugins.module_utils.names import subject_string
@@ -77,8 +78,9 @@ def certificate_facts(params):
         if params["key_path"] is not None:
             raise MtlsError("key_path names one identity's key: it cannot be combined with mtls_dir")
         return _installed_facts(params)
-    if params["chain_files"]:
-        raise MtlsError("chain_files only applies with mtls_dir")
+    for option in ("chain_files", "renewal_check"):
+        if params[option]:
+            raise MtlsError("%s only applies with mtls_dir" % option)
     if params["path"] is not None:
         return _file_facts(params, params["path"])
     return _facts(params, params["content"], "content")
@@ -95,8 +97,22 @@ def _installed_facts(params):
                             identity=layout.name, path=path, **exc.details)
         entry.pop("changed", None)
         entry.update(identity=layout.name, path=path, certificate_path=layout.certificate)
+        if params["renewal_check"] and entry["exists"]:
+            entry["renewal"] = _renewal(params, layout)
         leaves.append(entry)
     return {"changed": False, "leaves": leaves}
+
+
+def _renewal(params, layout):
+    """The host's own renewal decision on the identity (key, certificate, chain file), without
+    expectations of names or issuers: what the next rotate would find wrong with the files."""
+    expected = Expected(renew_fraction=params["renew_fraction"], renew_days=params["renew_days"])
+    try:
+        decision = current_decision(layout, expected)[0]
+    except MtlsError as exc:
+        raise MtlsError("%s (identity %s): %s" % (os.path.basename(layout.certificate), layout.name, exc.message),
+                        identity=layout.name, **exc.details)
+    return {"needs_issue": decision.needs, "reason": decision.reason, "detail": decision.detail}
 
 
 def _file_facts(params, path):

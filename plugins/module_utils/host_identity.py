@@ -82,6 +82,16 @@ def _load_key(path, what):
     return load_private_key(data, source="%s %s" % (what, path)), data
 
 
+def current_decision(layout, expected):
+    """The renewal decision on what is installed for ``layout`` now (key, certificate, chain file;
+    links refused): ``(Decision, key, certificate bytes)``. The csr module and cert_info's
+    ``renewal_check`` both ask here."""
+    live_key, dummy = _load_key(layout.key, "private key")
+    cert_data = _read(layout.certificate, "certificate")
+    chain_data = _read(layout.chain, "chain")
+    return needs_issue(cert_data, live_key, expected, chain=chain_data), live_key, cert_data
+
+
 def _check_owner_group(owner, group):
     resolve_uid(owner)
     resolve_gid(group)
@@ -216,11 +226,8 @@ def request_identity(params, check_mode=False, diff=False):
 
 
 def _request(layout, expected, new_key_on_renew, key_mode, owner, group, check, diff):
-    live_key, dummy = _load_key(layout.key, "private key")
+    decision, live_key, cert_data = current_decision(layout, expected)
     staged_key, dummy = _load_key(layout.staged_key, "staged private key")
-    cert_data = _read(layout.certificate, "certificate")
-    chain_data = _read(layout.chain, "chain")
-    decision = needs_issue(cert_data, live_key, expected, chain=chain_data)
     current = None
     if decision.reason not in ("missing", "unreadable"):
         current = parse_certificate(cert_data, layout.certificate)

@@ -28,6 +28,8 @@ import re
 
 from ansible_collections.fleet.mtls.plugins.module_utils.compat import UTC, isoformat, pem_blocks, utcnow
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
+from ansible_collections.fleet.mtls.plugins.module_utils.renewal import REASONS as RENEWAL_REASONS
+from ansible_collections.fleet.mtls.plugins.module_utils.renewal import VALID as RENEWAL_VALID
 from ansible_collections.fleet.mtls.plugins.module_utils.rotation import GENERATION_STATES, PHASES
 
 try:
@@ -43,6 +45,17 @@ CERT_STATUSES = ("unreadable", "revoked", "expired", "untrusted_issuer", "not_in
 # These come first in the table, worst first; the rest by fewest days left.
 ATTENTION_FIRST = ("unreadable", "revoked", "expired", "untrusted_issuer", "not_inspected")
 CRL_STATUSES = ("missing", "expired", "renew_soon", "ok")
+# What the host's own renewal decision (renewal.REASONS, from cert_info's renewal_check) means for a
+# certificate's status: the identity's files cannot be used as one set, it has expired, or its
+# issuer is not trusted. None: nothing beyond what the report judges itself (a renewal window or a
+# changed setting is rotate's business; the report warns by mtls_report_warn_days).
+RENEWAL_REASON_STATUS = {
+    "missing": "unreadable", "unreadable": "unreadable", "key_missing": "unreadable",
+    "key_mismatch": "unreadable", "files_inconsistent": "unreadable", "not_yet_valid": "unreadable",
+    "expired": "expired", "issuer_untrusted": "untrusted_issuer",
+    "key_type_changed": None, "profile_changed": None, "subject_changed": None, "sans_changed": None,
+    "renewal_window": None, "forced": None, RENEWAL_VALID: None,
+}
 SECONDS_PER_DAY = 86400.0
 
 _PEM_BODY = re.compile(br"-----BEGIN [A-Z0-9 ]+-----\r?\n(.*?)-----END", re.DOTALL)
@@ -169,6 +182,7 @@ def _certificate_row(host, item, generations, now, warn_days):
         "inspected": True,
         "status": "ok",
         "reasons": [],
+        "renewal_reason": None,
     }
     if info.get("failed") or info.get("exists") is False or not info.get("not_after"):
         row["status"] = "unreadable"
@@ -219,7 +233,26 @@ def _certificate_row(host, item, generations, now, warn_days):
         row["status"] = "untrusted_issuer"
     elif reasons:
         row["status"] = "renew_soon"
+    _apply_renewal(row, info.get("renewal"))
     return row
+
+
+def _apply_renewal(row, renewal):
+    """Fold the host's renewal decision into ``row``: its reason is kept (``renewal_reason``) and a
+    reason that is worse than the status the report found sets the status."""
+    if not renewal:
+        return
+    reason = renewal.get("reason")
+    if reason not in RENEWAL_REASON_STATUS:
+        raise MtlsError("%s %s: unknown renewal reason %r (known: %s)" % (
+            row["host"], row["identity"], reason, ", ".join(RENEWAL_REASONS + (RENEWAL_VALID,))))
+    row["renewal_reason"] = reason
+    status = RENEWAL_REASON_STATUS[reason]
+    if status is None:
+        return
+    if CERT_STATUSES.index(status) < CERT_STATUSES.index(row["status"]):
+        row["status"] = status
+        row["reasons"].append(renewal.get("detail") or reason)
 
 
 def _carried_row(previous_row, host_error, last_inspected, now):
@@ -230,7 +263,7 @@ def _carried_row(previous_row, host_error, last_inspected, now):
     """
     row = dict((key, previous_row.get(key)) for key in (
         "host", "identity", "path", "serial", "subject", "profile", "issuer_generation", "not_before",
-        "not_before_timestamp", "not_after", "expiry_timestamp"))
+        "not_before_timestamp", "not_after", "expiry_timestamp", "renewal_reason"))
     row["issuer_generation"] = row["issuer_generation"] or "unknown"
     row["inspected"] = False
     row["days_left"] = None

@@ -39,7 +39,7 @@ options:
   mtls_dir:
     description:
       - Instead of one file, inspect every leaf installed under this on-host directory (the roles'
-        C(mtls_dir)), that is each C(certs/<identity>.crt) that is a regular file not starting with C(.), in
+        C(mtls_dir)), that is each C(certs/<identity>.crt) that is a regular file named after a valid identity, in
         name order, returned in RV(leaves). O(all), O(trust_bundle), O(chain), O(purpose), O(crl) and
         the renewal options apply to each. A missing C(certs) directory gives an empty list.
     type: path
@@ -47,6 +47,15 @@ options:
     description:
       - With O(mtls_dir), inspect each identity's chain file (C(certs/<identity>.chain.pem), what
         servers present) instead of its leaf file.
+    type: bool
+    default: false
+  renewal_check:
+    description:
+      - With O(mtls_dir), also make the renewal decision of M(fleet.mtls.csr) on each identity's private
+        key (C(private/<identity>.key)), leaf and chain file, returned as C(renewal) in RV(leaves): a key
+        that is missing or does not belong to the certificate, or a chain file that does not start with
+        the leaf, is found by this module too. This reads the private keys (never returned); O(renew_fraction)
+        and O(renew_days) apply.
     type: bool
     default: false
   all:
@@ -147,6 +156,9 @@ leaves:
     - With O(mtls_dir), one entry per installed leaf, in identity order, with C(identity), C(path)
       (the file inspected), C(certificate_path) (the leaf file) and the fields this module returns
       for one file (C(exists), C(subject), C(serial), C(aki), C(issuer), C(profile), ...).
+      With O(renewal_check), an existing leaf also has C(renewal) (C(needs_issue), C(reason), C(detail)):
+      the renewal decision of M(fleet.mtls.csr) on the identity's key, certificate and chain file, without
+      expectations of names or issuers; C(reason) is one of that module's RV(fleet.mtls.csr#module:reason) values.
   returned: with mtls_dir
   type: list
   elements: dict
@@ -309,6 +321,7 @@ def main():
             content=dict(type="str"),
             mtls_dir=dict(type="path"),
             chain_files=dict(type="bool", default=False),
+            renewal_check=dict(type="bool", default=False),
             all=dict(type="bool", default=False),
             key_path=dict(type="path"),
             key_passphrase=dict(type="str", no_log=True),

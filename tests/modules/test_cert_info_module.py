@@ -172,3 +172,36 @@ def test_every_installed_leaf_of_an_mtls_dir(ansible_module, pki_dir, tmp_path):
     (certs / "broken.crt").write_text("garbage")
     broken = ansible_module("cert_info", {"mtls_dir": str(tmp_path / "mtls")})
     assert broken.get("failed") and broken["msg"].startswith("broken.crt (identity broken): ")
+
+
+def test_renewal_check_of_every_installed_identity(ansible_module, pki_dir, tmp_path):
+    pki = pki_dir["pki"]
+    mtls = tmp_path / "mtls"
+    (mtls / "certs").mkdir(parents=True)
+    (mtls / "private").mkdir()
+
+    def install(identity, name):
+        paths = identity.write(str(mtls / "certs"), name)
+        os.rename(paths["key"], str(mtls / "private" / (name + ".key")))
+
+    install(pki_dir["web"], "web")
+    install(pki.client("app.test"), "app")
+    install(pki.client("db.test"), "db")
+    # db's key is replaced by another identity's: the certificate no longer belongs to it.
+    os.replace(str(mtls / "private" / "app.key"), str(mtls / "private" / "db.key"))
+
+    run = ansible_module("cert_info", {"mtls_dir": str(mtls), "chain_files": True, "renewal_check": True})
+    assert not run.get("failed"), run.result
+    reasons = dict((leaf["identity"], leaf["renewal"]["reason"]) for leaf in run["leaves"])
+    assert reasons == {"app": "key_missing", "db": "key_mismatch", "web": "valid"}
+    assert run["leaves"][1]["renewal"]["needs_issue"] is True
+    assert "PRIVATE KEY" not in run.output
+
+    plain = ansible_module("cert_info", {"mtls_dir": str(mtls)})
+    assert all("renewal" not in leaf for leaf in plain["leaves"])
+    refused = ansible_module("cert_info", {"path": str(mtls / "certs" / "web.crt"), "renewal_check": True})
+    assert refused.get("failed") and "renewal_check only applies with mtls_dir" in refused["msg"]
+
+    (mtls / "private" / "web.key").write_text("not a key")
+    broken = ansible_module("cert_info", {"mtls_dir": str(mtls), "renewal_check": True})
+    assert broken.get("failed") and broken["msg"].startswith("web.crt (identity web): ")

@@ -15,7 +15,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 
 PARAMS = dict(path=None, content=None, all=False, key_path=None, key_passphrase=None, trust_bundle=None,
               chain=None, purpose=None, crl=None, renew_fraction=None, renew_days=None, mtls_dir=None,
-              chain_files=False)
+              chain_files=False, renewal_check=False)
 
 
 def _params(**given):

@@ -106,6 +106,41 @@ def test_expired_beats_renew_soon_and_revoked_beats_expired(generations):
     assert any("expired" in reason for reason in row["reasons"])
 
 
+def test_every_renewal_reason_has_a_meaning_in_the_report():
+    from ansible_collections.fleet.mtls.plugins.module_utils import renewal
+    assert set(report_lib.RENEWAL_REASON_STATUS) == set(renewal.REASONS) | {renewal.VALID}
+    assert set(report_lib.RENEWAL_REASON_STATUS.values()) - {None} <= set(report_lib.CERT_STATUSES)
+
+
+def _renewal(reason, detail=""):
+    return {"needs_issue": reason != "valid", "reason": reason, "detail": detail}
+
+
+def test_broken_identity_files_from_the_renewal_check_are_unreadable(generations):
+    row = _one(generations, dict(_info(60), renewal=_renewal("key_mismatch", "the certificate does not belong to the private key")))
+    assert row["status"] == "unreadable"
+    assert row["renewal_reason"] == "key_mismatch"
+    assert row["reasons"] == ["the certificate does not belong to the private key"]
+    assert _one(generations, dict(_info(60), renewal=_renewal("files_inconsistent", "chain")))["status"] == "unreadable"
+
+
+def test_renewal_reasons_the_report_judges_itself_keep_its_status(generations):
+    window = _one(generations, dict(_info(60), renewal=_renewal("renewal_window", "20 days left")))
+    assert (window["status"], window["renewal_reason"], window["reasons"]) == ("ok", "renewal_window", [])
+    expired = _one(generations, dict(_info(-0.5), renewal=_renewal("expired", "expired 0.5 days ago")))
+    assert expired["status"] == "expired" and len(expired["reasons"]) == 1
+    # Worst first: files that cannot be used outrank a revocation; both reasons are listed.
+    revoked = _one(generations, dict(_info(60, revoked=True), renewal=_renewal("key_missing", "no key")))
+    assert revoked["status"] == "unreadable"
+    assert revoked["reasons"] == ["listed in the host's CRL", "no key"]
+    assert _one(generations, _info(60))["renewal_reason"] is None
+
+
+def test_unknown_renewal_reason_is_named(generations):
+    with pytest.raises(MtlsError, match="web1 web: unknown renewal reason 'gremlins'"):
+        _one(generations, dict(_info(60), renewal=_renewal("gremlins")))
+
+
 def test_chain_not_valid_is_untrusted_issuer(generations):
     row = _one(generations, _info(60, chain_valid=False))
     assert row["status"] == "untrusted_issuer"
