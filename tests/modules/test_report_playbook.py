@@ -57,6 +57,11 @@ def fleet(tmp_path_factory):
         leaf = pki.server("%s.test" % name, days=days)
         _write(str(host_dir / "certs" / (name + ".crt")), leaf.cert_pem)
         _write(str(host_dir / "certs" / (name + ".chain.pem")), leaf.chain_pem)
+        # A whole installed identity: the report's renewal check reads the key too.
+        os.makedirs(str(host_dir / "private"), mode=0o700)
+        with os.fdopen(os.open(str(host_dir / "private" / (name + ".key")), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600),
+                       "wb") as handle:
+            handle.write(leaf.key_pem())
         _write(str(host_dir / "trust-bundle.pem"), pki.trust_bundle_pem)
         _write(str(host_dir / "crl.pem"), crls)
     return base
@@ -98,6 +103,8 @@ def runs(fleet):
 def test_first_run_writes_json_html_and_textfile(fleet, runs):
     _first, report, _second = runs
     assert {row["host"]: row["status"] for row in report["certificates"]} == {"db1": "renew_soon", "web1": "ok"}
+    # The host's own renewal check found key, leaf and chain file in order on both.
+    assert {row["host"]: row["renewal_reason"] for row in report["certificates"]} == {"db1": "valid", "web1": "valid"}
     assert {row["ca"]: row["status"] for row in report["crls"]} == {"issuing-1": "ok", "root-1": "missing"}
     assert (fleet / "out" / "fleet.html").is_file()
     assert oct((fleet / "out" / "fleet_mtls.prom").stat().st_mode & 0o777) == "0o644"
