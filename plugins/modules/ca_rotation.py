@@ -87,7 +87,7 @@ options:
     type: str
   for_report:
     description:
-      - Also return RV(report_input), what M(fleet.mtls.report)'s assembly reads from the CA holder.
+      - Also return RV(report_input), what the C(fleet.mtls.report) playbook reads from the CA holder.
     type: bool
     default: false
   read_publication:

@@ -52,7 +52,7 @@ options:
   renewal_check:
     description:
       - With O(mtls_dir), also make the renewal decision of M(fleet.mtls.csr) on each identity's private
-        key (C(private/<identity>.key)), leaf and chain file, returned as C(renewal) in RV(leaves): a key
+        key (C(private/<identity>.key)), leaf and chain file, returned as C(renewal) in RV(leaves). A key
         that is missing or does not belong to the certificate, or a chain file that does not start with
         the leaf, is found by this module too. This reads the private keys (never returned); O(renew_fraction)
         and O(renew_days) apply.
@@ -156,7 +156,7 @@ leaves:
     - With O(mtls_dir), one entry per installed leaf, in identity order, with C(identity), C(path)
       (the file inspected), C(certificate_path) (the leaf file) and the fields this module returns
       for one file (C(exists), C(subject), C(serial), C(aki), C(issuer), C(profile), ...).
-      With O(renewal_check), an existing leaf also has C(renewal) (C(needs_issue), C(reason), C(detail)):
+      With O(renewal_check), an existing leaf also has C(renewal) (C(needs_issue), C(reason), C(detail)),
       the renewal decision of M(fleet.mtls.csr) on the identity's key, certificate and chain file, without
       expectations of names or issuers; C(reason) is one of that module's RV(fleet.mtls.csr#module:reason) values.
   returned: with mtls_dir
