@@ -15,7 +15,7 @@ version_added: "0.1.0"
 description:
   - Runs on each managed host, once for all its identities and services, and never changes anything.
   - For every identity it gives the renewal decision M(fleet.mtls.csr) would make (same code, in
-    check mode): RV(identities[].needs_issue) and a stable RV(identities[].reason). Key files whose
+    check mode), as RV(identities[].needs_issue) and a stable RV(identities[].reason). Key files whose
     owner, group or mode M(fleet.mtls.csr) would fix count as due too.
   - It compares the installed trust bundle and CRL file with what the CA publishes, as
     M(fleet.mtls.install_identity) would (same verification, in check mode).
