@@ -29,7 +29,8 @@ from ansible_collections.fleet.mtls.plugins.module_utils.loaded_state import fin
 IDENTITY_OPTIONS = ("name", "key_type", "common_name", "sans", "profile", "owner", "group", "mode",
                     "renew_fraction", "renew_days", "new_key_on_renew")
 CENTRAL_KEY_SKIPS = ("owner", "group", "mode", "new_key_on_renew")
-# Options the csr module's argument spec would convert; entries here come as role data.
+
+
 def _number(kind, name):
     def convert(value):
         if isinstance(value, bool):
@@ -51,6 +52,7 @@ def _boolean(value):
 
 
 _boolean.__name__ = "a boolean"
+# Options the csr module's argument spec would convert; entries here come as role data.
 COERCE = (("renew_fraction", _number(float, "a number")), ("renew_days", _number(int, "a whole number of days")),
           ("new_key_on_renew", _boolean))
 

@@ -168,8 +168,8 @@ def test_a_reload_still_owed_is_due(converged):
 
 def test_a_service_without_a_record_owes_a_reload(converged, tmp_path):
     state = str(tmp_path / "state" / "mosquitto.json")
-    answer = host_status(params_of(converged, loaded_state_files={"mosquitto": state,
-                                                                   **converged["loaded_state_files"]}))
+    records = dict(converged["loaded_state_files"], mosquitto=state)
+    answer = host_status(params_of(converged, loaded_state_files=records))
     assert answer["reloads"]["mosquitto"] == {"record_found": False, "pending_paths": [], "owed": True}
     assert answer["reloads"]["nginx"]["owed"] is False
     assert answer["reasons"] == ["mosquitto: no record of the files it loaded (%s)" % state]
