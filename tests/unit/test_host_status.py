@@ -1,0 +1,216 @@
+# -*- coding: utf-8 -*-
+"""host_status: the one read-only answer of a maintenance run for a host, without Ansible. Each kind
+of "due", "nothing due", and that nothing is ever written."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+from cryptography import x509
+
+from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
+from ansible_collections.fleet.mtls.plugins.module_utils.host_identity import install_identity, request_identity
+from ansible_collections.fleet.mtls.plugins.module_utils.host_status import host_status
+from ansible_collections.fleet.mtls.plugins.module_utils.loaded_state import fingerprints, record_loaded
+from pki_factory import Pki, crl_pem, make_crl  # noqa: E402
+
+CN = "web.example.net"
+SANS = ["DNS:web.example.net"]
+
+
+@pytest.fixture(scope="module")
+def pki():
+    return Pki()
+
+
+class _PublicOnly:
+    def __init__(self, public_key):
+        self._public_key = public_key
+
+    def public_key(self):
+        return self._public_key
+
+
+def entry(**extra):
+    """An identity entry as the identity role resolves it (validity_days is ignored here)."""
+    value = {"name": "web", "common_name": CN, "sans": SANS, "profile": "server", "key_type": "ec_p256",
+             "owner": None, "group": None, "mode": "0600", "renew_fraction": 0.333, "renew_days": None,
+             "new_key_on_renew": True, "central_key": False, "validity_days": 90}
+    value.update(extra)
+    return value
+
+
+def publication(pki, crl=None):
+    crl = crl or crl_pem(make_crl(pki.root), make_crl(pki.issuing))
+    return pki.trust_bundle_pem.decode(), crl.decode()
+
+
+@pytest.fixture
+def converged(tmp_path, pki):
+    """A host whose identity, trust bundle, CRLs and NGINX record are all current."""
+    etc = str(tmp_path / "etc")
+    request = request_identity({"dir": etc, "name": "web", "common_name": CN, "sans": SANS, "profile": "server"})
+    csr = x509.load_pem_x509_csr(request["csr"].encode())
+    leaf = pki.issuing.issue(CN, key=_PublicOnly(csr.public_key()), sans=SANS, eku=["serverAuth"])
+    bundle, crls = publication(pki)
+    install_identity({"dir": etc, "name": "web", "certificate": leaf.cert_pem.decode(),
+                      "chain": leaf.chain_pem.decode(), "trust_bundle_content": bundle, "crl_content": crls})
+    state = str(tmp_path / "state" / "nginx.json")
+    loaded = [os.path.join(etc, "certs", "web.chain.pem"), os.path.join(etc, "private", "web.key"),
+              os.path.join(etc, "trust-bundle.pem"), os.path.join(etc, "crl.pem")]
+    record_loaded(fingerprints(loaded), state)
+    return {"dir": etc, "identities": [entry()], "trusted_issuers": pki.issuing.cert_pem.decode(),
+            "trust_bundle_content": bundle, "crl_content": crls, "loaded_state_files": {"nginx": state},
+            "_tree": str(tmp_path)}
+
+
+def params_of(converged, **changes):
+    params = dict((key, value) for key, value in converged.items() if not key.startswith("_"))
+    params.update(changes)
+    return params
+
+
+def tree_digest(top):
+    digest = hashlib.sha256()
+    for root, dirs, names in sorted(os.walk(top)):
+        dirs.sort()
+        for name in sorted(names):
+            path = os.path.join(root, name)
+            stat = os.lstat(path)
+            digest.update(("%s %o %d\n" % (os.path.relpath(path, top), stat.st_mode, stat.st_mtime_ns)).encode())
+            with open(path, "rb") as handle:
+                digest.update(handle.read())
+    return digest.hexdigest()
+
+
+def test_a_converged_host_has_nothing_due(converged):
+    before = tree_digest(converged["_tree"])
+    answer = host_status(params_of(converged))
+    assert answer["due"] is False and answer["reasons"] == [] and answer["changed"] is False
+    assert [(item["name"], item["needs_issue"], item["reason"]) for item in answer["identities"]] == \
+        [("web", False, "valid")]
+    assert answer["trust"] == {"trust_bundle": False, "crl": False, "attributes": False}
+    assert answer["reloads"] == {"nginx": {"record_found": True, "pending_paths": [], "owed": False}}
+    assert tree_digest(converged["_tree"]) == before
+
+
+def test_an_identity_in_its_renewal_window_is_due_and_nothing_is_written(converged):
+    before = tree_digest(converged["_tree"])
+    answer = host_status(params_of(converged, identities=[entry(renew_days=3650, renew_fraction=None)]))
+    assert answer["due"] is True
+    assert answer["identities"][0]["reason"] == "renewal_window"
+    assert len(answer["reasons"]) == 1 and answer["reasons"][0].startswith("identity web: renewal_window")
+    # The csr module in a real run would stage a key and a CSR; the check writes neither.
+    assert tree_digest(converged["_tree"]) == before
+
+
+def test_a_missing_identity_is_due_and_no_key_is_made(converged, tmp_path):
+    answer = host_status(params_of(converged, identities=[entry(), entry(name="api", common_name="api.example.net",
+                                                                         sans=["DNS:api.example.net"])]))
+    assert [(item["name"], item["reason"]) for item in answer["identities"]] == [("web", "valid"), ("api", "missing")]
+    assert answer["reasons"] == ["identity api: missing" + (" (%s)" % answer["identities"][1]["detail"]
+                                                            if answer["identities"][1]["detail"] else "")]
+    assert not os.path.exists(os.path.join(converged["dir"], "private", "api.key"))
+
+
+def test_a_leaf_from_another_ca_is_due_after_a_ca_rotation(converged, pki):
+    answer = host_status(params_of(converged, trusted_issuers=pki.foreign_issuing.cert_pem.decode()))
+    assert answer["due"] and answer["identities"][0]["reason"] == "issuer_untrusted"
+
+
+def test_forced_identities_are_due(converged):
+    answer = host_status(params_of(converged, force=True))
+    assert answer["due"] and answer["identities"][0]["reason"] == "forced"
+
+
+def test_key_file_attributes_the_csr_module_would_fix_are_due(converged):
+    os.chmod(os.path.join(converged["dir"], "private", "web.key"), 0o640)
+    answer = host_status(params_of(converged))
+    assert answer["due"] and answer["identities"][0]["attributes_differ"] is True
+    assert answer["reasons"] == ["identity web: key file owner, group or mode differs"]
+    assert answer["identities"][0]["needs_issue"] is False
+
+
+def test_a_new_crl_publication_is_due(converged, pki):
+    bundle, crls = publication(pki, crl_pem(make_crl(pki.root, crl_number=2), make_crl(pki.issuing, crl_number=2)))
+    answer = host_status(params_of(converged, crl_content=crls))
+    assert answer["due"] and answer["trust"] == {"trust_bundle": False, "crl": True, "attributes": False}
+    assert answer["reasons"] == ["CRLs differ from what the CA publishes"]
+
+
+def test_a_new_trust_bundle_is_due(converged, pki):
+    bundle = converged["trust_bundle_content"] + pki.foreign_root.cert_pem.decode()
+    answer = host_status(params_of(converged, trust_bundle_content=bundle))
+    assert answer["due"] and answer["trust"]["trust_bundle"] is True and answer["trust"]["crl"] is False
+    assert "trust bundle differs from what the CA publishes" in answer["reasons"]
+
+
+def test_a_crl_not_signed_by_the_bundle_fails_naming_it(converged, pki):
+    with pytest.raises(MtlsError, match="trust bundle and CRLs in .*not signed by a CA of the trust bundle"):
+        host_status(params_of(converged, crl_content=crl_pem(make_crl(pki.foreign_root)).decode()))
+
+
+def test_without_a_publication_trust_is_not_checked(converged):
+    answer = host_status(params_of(converged, trust_bundle_content=None, crl_content=None))
+    assert answer["trust"] is None and answer["due"] is False
+
+
+def test_a_reload_still_owed_is_due(converged):
+    chain = os.path.join(converged["dir"], "certs", "web.chain.pem")
+    with open(chain, "ab") as handle:
+        handle.write(b"\n")
+    answer = host_status(params_of(converged))
+    assert answer["reloads"]["nginx"] == {"record_found": True, "pending_paths": [chain], "owed": True}
+    assert answer["reasons"] == ["nginx: reload owed for %s" % chain]
+
+
+def test_a_service_without_a_record_owes_a_reload(converged, tmp_path):
+    state = str(tmp_path / "state" / "mosquitto.json")
+    records = dict(converged["loaded_state_files"], mosquitto=state)
+    answer = host_status(params_of(converged, loaded_state_files=records))
+    assert answer["reloads"]["mosquitto"] == {"record_found": False, "pending_paths": [], "owed": True}
+    assert answer["reloads"]["nginx"]["owed"] is False
+    assert answer["reasons"] == ["mosquitto: no record of the files it loaded (%s)" % state]
+
+
+def test_everything_due_at_once_lists_every_reason(converged, pki):
+    bundle, crls = publication(pki, crl_pem(make_crl(pki.root, crl_number=3), make_crl(pki.issuing, crl_number=3)))
+    os.unlink(converged["loaded_state_files"]["nginx"])
+    answer = host_status(params_of(converged, crl_content=crls, force=True))
+    assert len(answer["reasons"]) == 3 and answer["due"]
+
+
+def test_a_broken_key_fails_naming_the_identity(converged):
+    with open(os.path.join(converged["dir"], "private", "web.key"), "wb") as handle:
+        handle.write(b"not a key\n")
+    with pytest.raises(MtlsError, match="^identity web: "):
+        host_status(params_of(converged))
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"renew_days": "soon"}, "identity web: renew_days must be a whole number of days, got 'soon'"),
+    ({"new_key_on_renew": "maybe"}, "identity web: new_key_on_renew must be a boolean"),
+    ({"sans": "DNS:web.example.net"}, "identity web: sans must be a list"),
+])
+def test_bad_entries_are_refused_naming_identity_and_value(converged, bad, message):
+    with pytest.raises(MtlsError, match="^" + message.replace("(", r"\(")):
+        host_status(params_of(converged, identities=[entry(**bad)]))
+
+
+def test_duplicate_and_nameless_entries_are_refused(converged):
+    with pytest.raises(MtlsError, match="identities names web more than once"):
+        host_status(params_of(converged, identities=[entry(), entry()]))
+    with pytest.raises(MtlsError, match="needs a name"):
+        host_status(params_of(converged, identities=[{"common_name": CN}]))
+
+
+def test_string_booleans_and_numbers_from_role_data_are_accepted(converged):
+    answer = host_status(params_of(converged, identities=[entry(new_key_on_renew="true", renew_fraction="0.333")]))
+    assert answer["due"] is False
+
+
+def test_a_centrally_keyed_identity_ignores_key_file_settings(converged):
+    answer = host_status(params_of(converged, identities=[entry(central_key=True, mode="0640", owner="nobody")]))
+    assert answer["due"] is False
