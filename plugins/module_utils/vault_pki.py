@@ -44,6 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible_collections.fleet.mtls.plugins.module_utils.ca_store import CAStore
 from ansible_collections.fleet.mtls.plugins.module_utils.compat import (
     crl_next_update, isoformat, not_valid_after, not_valid_before, pem_blocks, utcnow)
+from ansible_collections.fleet.mtls.plugins.module_utils.crl import crl_number_of
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.issuance import (
     DEFAULT_VALIDITY_DAYS, REQUEST_TYPES, LeafRequest, check_batch_names, check_host_name, leaf_sans, load_csr,
@@ -614,7 +615,7 @@ def _depth(cert, by_subject, limit=16):
     return depth
 
 
-def publication(pki, issuer_ref=None, now=None):
+def publication(pki, issuer_ref=None, crls=None, now=None):
     """The engine's counterpart of the local CA's publication: ``{"publication": {file name: text},
     "issuers": [{id, name, subject, not_after, published, reason}]}``.
 
@@ -623,8 +624,13 @@ def publication(pki, issuer_ref=None, now=None):
     the same text; ``crl-bundle.pem``: each of those issuers' CRL, same order (NGINX checks the CRL of
     every certificate of a chain); ``signing-ca.pem``: the issuer that signs (``issuer_ref``, default the
     mount's default issuer). Every CRL is checked: signed by its issuer, not past its nextUpdate.
+
+    An issuer the engine holds no key for (the local root of a mount that imported the local issuing
+    CA with its chain) has no CRL in the engine: its CRL comes from ``crls`` (PEM text, e.g. the local
+    CA's crl-bundle.pem; each CRL is matched to its issuer by name and signature), else it fails.
     """
     now = now or utcnow()
+    supplied = [x509.load_pem_x509_crl(block) for block in pem_blocks(crls or "", "X509 CRL")]
     pki.login()
     signing_cert, dummy = pki.issuer(issuer_ref)
     issuers = []
@@ -648,12 +654,12 @@ def publication(pki, issuer_ref=None, now=None):
     by_subject = dict((entry["cert"].subject.public_bytes(), entry["cert"]) for entry in live)
     live.sort(key=lambda entry: (_depth(entry["cert"], by_subject), not_valid_before(entry["cert"]),
                                  entry["name"], entry["id"]))
-    crls = []
+    texts = []
     for entry in live:
-        crls.append(_issuer_crl(pki, entry, now))
+        texts.append(_issuer_crl(pki, entry, supplied, now))
     published = {
         TRUST_BUNDLE: "".join(_pem_text(entry["cert"]) for entry in live),
-        CRL_BUNDLE: "".join(crls),
+        CRL_BUNDLE: "".join(texts),
         SIGNING_CA: _pem_text(signing_cert),
     }
     listing = [{"id": entry["id"], "name": entry["name"], "subject": subject_string(entry["cert"].subject),
@@ -662,26 +668,34 @@ def publication(pki, issuer_ref=None, now=None):
     return {"publication": published, "issuers": listing, "signing_issuer": subject_string(signing_cert.subject)}
 
 
-def _issuer_crl(pki, entry, now):
-    """The PEM CRL the engine publishes for one issuer, checked against it."""
-    label = "issuer %s (%s) of mount %s" % (entry["name"] or entry["id"], subject_string(entry["cert"].subject),
-                                           pki.mount)
-    answer = pki.read("%s/issuer/%s/crl" % (pki.mount, entry["id"]), what="reading the CRL of %s" % label)
-    text = ((answer or {}).get("data") or {}).get("crl") or ""
-    blocks = pem_blocks(text, "X509 CRL")
-    if len(blocks) != 1:
-        raise MtlsError("the engine returned no CRL for %s%s" % (label, "" if entry["key_id"] else
-                                                                 ": it holds no key for this issuer"),
-                        mount=pki.mount)
-    crl = x509.load_pem_x509_crl(blocks[0])
-    if crl.issuer != entry["cert"].subject or not crl.is_signature_valid(entry["cert"].public_key()):
-        raise MtlsError("the CRL the engine returned for %s is not signed by it%s" % (
-            label, "" if entry["key_id"] else " (the engine holds no key for this issuer)"), mount=pki.mount)
+def _issuer_crl(pki, entry, supplied, now):
+    """The PEM CRL of one issuer - the engine's, or for an issuer it holds no key for one of
+    ``supplied`` - checked against the issuer."""
+    cert = entry["cert"]
+    label = "issuer %s (%s) of mount %s" % (entry["name"] or entry["id"], subject_string(cert.subject), pki.mount)
+    if entry["key_id"]:
+        answer = pki.read("%s/issuer/%s/crl" % (pki.mount, entry["id"]), what="reading the CRL of %s" % label)
+        blocks = pem_blocks(((answer or {}).get("data") or {}).get("crl") or "", "X509 CRL")
+        if len(blocks) != 1:
+            raise MtlsError("the engine returned no CRL for %s" % label, mount=pki.mount)
+        crl = x509.load_pem_x509_crl(blocks[0])
+        if crl.issuer != cert.subject or not crl.is_signature_valid(cert.public_key()):
+            raise MtlsError("the CRL the engine returned for %s is not signed by it" % label, mount=pki.mount)
+    else:
+        matching = [crl for crl in supplied if crl.issuer == cert.subject and crl.is_signature_valid(cert.public_key())]
+        if not matching:
+            raise MtlsError("%s has no key in the engine (an imported CA certificate), so the engine has no CRL for "
+                            "it: give its CRL (crls; the identity role's mtls_vault_crls), e.g. from the local CA's "
+                            "crl-bundle.pem" % label, mount=pki.mount)
+        # The newest one when several are given.
+        crl = max(matching, key=lambda candidate: crl_number_of(candidate) or 0)
     next_update = crl_next_update(crl)
     if next_update is not None and next_update <= now:
-        raise MtlsError("the CRL of %s expired on %s: rebuild it (auto_rebuild, or %s/crl/rotate)"
-                        % (label, isoformat(next_update), pki.mount), mount=pki.mount)
-    return blocks[0].decode("ascii")
+        raise MtlsError("the CRL of %s expired on %s: %s" % (
+            label, isoformat(next_update), "rebuild it (auto_rebuild, or %s/crl/rotate)" % pki.mount
+            if entry["key_id"] else "give a current one"), mount=pki.mount)
+    return crl.public_bytes(_PEM).decode("ascii")
+
 
 # --- preparing a mount for the fleet ---------------------------------------------------------
 

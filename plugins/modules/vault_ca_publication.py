@@ -31,6 +31,14 @@ options:
       - Issuer (name or ID) that signs, whose certificate is C(signing-ca.pem). Default - the mount's default
         issuer.
     type: str
+  crls:
+    description:
+      - CRLs (PEM) for issuers the engine holds no key for and so publishes no CRL for - the local root of a
+        mount that imported the local issuing CA with its chain (M(fleet.mtls.vault_pki_mount)
+        O(fleet.mtls.vault_pki_mount#module:ca_source=import)); for example the local CA's C(crl-bundle.pem).
+        Each is matched to its issuer by name and signature; CRLs of other issuers are ignored.
+      - Without one, such an issuer fails the task naming it.
+    type: str
 extends_documentation_fragment:
   - fleet.mtls.attributes
   - fleet.mtls.vault
@@ -93,13 +101,13 @@ from ansible_collections.fleet.mtls.plugins.module_utils.vault_pki import connec
 
 
 def read(module):
-    result = publication(connect(module.params), issuer_ref=module.params["issuer"])
+    result = publication(connect(module.params), issuer_ref=module.params["issuer"], crls=module.params["crls"])
     result.update(changed=False, publication_missing=[])
     return result
 
 
 def main():
-    module = AnsibleModule(**module_spec(dict(issuer=dict(type="str"))))
+    module = AnsibleModule(**module_spec(dict(issuer=dict(type="str"), crls=dict(type="str"))))
     run_module(module, read)
 
 
