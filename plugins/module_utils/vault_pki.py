@@ -593,7 +593,6 @@ except ImportError:
     _PEM = None
 
 
-
 # --- what the engine publishes to the fleet ---------------------------------------------------
 
 # The names the local CA's publication uses (rotation.py), so the identity role reads both alike.
@@ -662,9 +661,12 @@ def publication(pki, issuer_ref=None, crls=None, now=None):
         CRL_BUNDLE: "".join(texts),
         SIGNING_CA: _pem_text(signing_cert),
     }
-    listing = [{"id": entry["id"], "name": entry["name"], "subject": subject_string(entry["cert"].subject),
-                "not_after": isoformat(not_valid_after(entry["cert"])), "published": entry["reason"] is None,
-                "reason": entry["reason"]} for entry in live + [e for e in issuers if e["reason"] is not None]]
+    retired = [entry for entry in issuers if entry["reason"] is not None]
+    listing = []
+    for entry in live + retired:
+        listing.append({"id": entry["id"], "name": entry["name"], "subject": subject_string(entry["cert"].subject),
+                        "not_after": isoformat(not_valid_after(entry["cert"])),
+                        "published": entry["reason"] is None, "reason": entry["reason"]})
     return {"publication": published, "issuers": listing, "signing_issuer": subject_string(signing_cert.subject)}
 
 
@@ -691,9 +693,8 @@ def _issuer_crl(pki, entry, supplied, now):
         crl = max(matching, key=lambda candidate: crl_number_of(candidate) or 0)
     next_update = crl_next_update(crl)
     if next_update is not None and next_update <= now:
-        raise MtlsError("the CRL of %s expired on %s: %s" % (
-            label, isoformat(next_update), "rebuild it (auto_rebuild, or %s/crl/rotate)" % pki.mount
-            if entry["key_id"] else "give a current one"), mount=pki.mount)
+        fix = "rebuild it (auto_rebuild, or %s/crl/rotate)" % pki.mount if entry["key_id"] else "give a current one"
+        raise MtlsError("the CRL of %s expired on %s: %s" % (label, isoformat(next_update), fix), mount=pki.mount)
     return crl.public_bytes(_PEM).decode("ascii")
 
 

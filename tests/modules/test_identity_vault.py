@@ -57,7 +57,7 @@ def engine(openbao_server, tmp_path_factory):
     return openbao_server, tokens
 
 
-def _inventory(base, cluster, token, hosts, **extra):
+def _inventory(base, cluster, token, hosts, host_vars=None, **extra):
     entries = {
         "app1.fleet.test": {"mtls_identities": [
             {"name": "app1", "profile": "client", "sans": ["DNS:app1.fleet.test"]},
@@ -69,7 +69,7 @@ def _inventory(base, cluster, token, hosts, **extra):
     }
     hostvars = {}
     for host in hosts:
-        hostvars[host] = dict(entries.get(host, {}), mtls_dir=str(base / "hosts" / host))
+        hostvars[host] = dict(entries.get(host, {}), mtls_dir=str(base / "hosts" / host), **(host_vars or {}))
     variables = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
                  "mtls_identity_gather_facts": False, "mtls_ca_backend": "vault",
                  "mtls_vault_url": [cluster.url], "mtls_vault_ca_file": cluster.ca_file,
@@ -194,3 +194,13 @@ def test_a_refused_token_fails_the_run_and_leaves_no_staged_key(engine, tmp_path
     assert tokens["fleet-no-sign"] not in output
     for host in fresh:
         assert [path for path in _files(tmp_path, host) if "private" in path or "certs" in path] == [], host
+
+    # central_key needs the local backend: refused naming the identity, the host-made key removed again.
+    identities = [{"name": "app1", "profile": "client", "sans": ["DNS:app1.fleet.test"]},
+                  {"name": "device", "profile": "client", "central_key": True}]
+    rc, _recap, output = _run(tmp_path, _inventory(tmp_path, cluster, tokens["fleet-signing"], fresh[:1],
+                                                   host_vars={"mtls_identities": identities}))
+    assert rc != 0
+    assert "central_key is not available with mtls_ca_backend=vault" in output, output[-4000:]
+    assert "app1.fleet.test/device" in output
+    assert [path for path in _files(tmp_path, fresh[0]) if "private" in path or "certs" in path] == []
