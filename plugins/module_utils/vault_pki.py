@@ -13,6 +13,8 @@ issuer_ref=None, allowed_key_types=None, concurrency=8, check_mode=False)`` -> l
 in request order, the same shape as the local ``certificate`` module's ``certificates`` entries
 (``identity, host, profile, subject, sans, serial, certificate, not_before, not_after``), and the
 issuer chain. ``prepare_mount(pki, ...)`` makes a mount ready for a fleet, idempotently.
+``publication(pki, issuer_ref=None)`` -> the trust bundle (every non-retired issuer), CRL bundle (each
+one's CRL) and signing CA, by the file names of the local CA's publication.
 
 Signer policy (the same as the local backend, docs/architecture.md): the subject and SANs are the
 request's declaration (``common_name``, else the identity; ``sans``), sent explicitly; the CSR gives
@@ -41,7 +43,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.fleet.mtls.plugins.module_utils.ca_store import CAStore
 from ansible_collections.fleet.mtls.plugins.module_utils.compat import (
-    isoformat, not_valid_after, not_valid_before, pem_blocks, utcnow)
+    crl_next_update, isoformat, not_valid_after, not_valid_before, pem_blocks, utcnow)
+from ansible_collections.fleet.mtls.plugins.module_utils.crl import crl_number_of
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.issuance import (
     DEFAULT_VALIDITY_DAYS, REQUEST_TYPES, LeafRequest, check_batch_names, check_host_name, leaf_sans, load_csr,
@@ -588,6 +591,111 @@ try:
     _PEM = Encoding.PEM
 except ImportError:
     _PEM = None
+
+
+# --- what the engine publishes to the fleet ---------------------------------------------------
+
+# The names the local CA's publication uses (rotation.py), so the identity role reads both alike.
+TRUST_BUNDLE, CRL_BUNDLE, SIGNING_CA = "trust-bundle.pem", "crl-bundle.pem", "signing-ca.pem"
+
+
+def _pem_text(cert):
+    return cert.public_bytes(_PEM).decode("ascii")
+
+
+def _depth(cert, by_subject, limit=16):
+    """How many issuers sit above ``cert`` among the mount's issuers (0: a root)."""
+    depth = 0
+    while cert.subject != cert.issuer and depth < limit:
+        parent = by_subject.get(cert.issuer.public_bytes())
+        if parent is None:
+            break
+        cert, depth = parent, depth + 1
+    return depth
+
+
+def publication(pki, issuer_ref=None, crls=None, now=None):
+    """The engine's counterpart of the local CA's publication: ``{"publication": {file name: text},
+    "issuers": [{id, name, subject, not_after, published, reason}]}``.
+
+    ``trust-bundle.pem``: every non-retired issuer of the mount (neither revoked nor expired), roots
+    first, then each level below them (by notBefore, then name), so the same engine state always gives
+    the same text; ``crl-bundle.pem``: each of those issuers' CRL, same order (NGINX checks the CRL of
+    every certificate of a chain); ``signing-ca.pem``: the issuer that signs (``issuer_ref``, default the
+    mount's default issuer). Every CRL is checked: signed by its issuer, not past its nextUpdate.
+
+    An issuer the engine holds no key for (the local root of a mount that imported the local issuing
+    CA with its chain) has no CRL in the engine: its CRL comes from ``crls`` (PEM text, e.g. the local
+    CA's crl-bundle.pem; each CRL is matched to its issuer by name and signature), else it fails.
+    """
+    now = now or utcnow()
+    supplied = [x509.load_pem_x509_crl(block) for block in pem_blocks(crls or "", "X509 CRL")]
+    pki.login()
+    signing_cert, dummy = pki.issuer(issuer_ref)
+    issuers = []
+    for issuer_id in pki.list("%s/issuers" % pki.mount, what="listing the issuers of mount %s" % pki.mount):
+        data = (pki.read("%s/issuer/%s" % (pki.mount, issuer_id),
+                         what="reading issuer %s of mount %s" % (issuer_id, pki.mount)) or {}).get("data") or {}
+        if not data.get("certificate"):
+            raise MtlsError("issuer %s of mount %s has no certificate" % (issuer_id, pki.mount), mount=pki.mount)
+        cert = x509.load_pem_x509_certificate(data["certificate"].encode("ascii"))
+        reason = None
+        if data.get("revoked"):
+            reason = "revoked"
+        elif not_valid_after(cert) <= now:
+            reason = "expired on %s" % isoformat(not_valid_after(cert))
+        issuers.append({"id": issuer_id, "name": data.get("issuer_name") or "", "cert": cert, "reason": reason,
+                        "key_id": data.get("key_id") or ""})
+    if not any(entry["cert"] == signing_cert for entry in issuers):
+        raise MtlsError("the signing issuer %s is not among the issuers of mount %s"
+                        % (subject_string(signing_cert.subject), pki.mount), mount=pki.mount)
+    live = [entry for entry in issuers if entry["reason"] is None]
+    by_subject = dict((entry["cert"].subject.public_bytes(), entry["cert"]) for entry in live)
+    live.sort(key=lambda entry: (_depth(entry["cert"], by_subject), not_valid_before(entry["cert"]),
+                                 entry["name"], entry["id"]))
+    texts = []
+    for entry in live:
+        texts.append(_issuer_crl(pki, entry, supplied, now))
+    published = {
+        TRUST_BUNDLE: "".join(_pem_text(entry["cert"]) for entry in live),
+        CRL_BUNDLE: "".join(texts),
+        SIGNING_CA: _pem_text(signing_cert),
+    }
+    retired = [entry for entry in issuers if entry["reason"] is not None]
+    listing = []
+    for entry in live + retired:
+        listing.append({"id": entry["id"], "name": entry["name"], "subject": subject_string(entry["cert"].subject),
+                        "not_after": isoformat(not_valid_after(entry["cert"])),
+                        "published": entry["reason"] is None, "reason": entry["reason"]})
+    return {"publication": published, "issuers": listing, "signing_issuer": subject_string(signing_cert.subject)}
+
+
+def _issuer_crl(pki, entry, supplied, now):
+    """The PEM CRL of one issuer - the engine's, or for an issuer it holds no key for one of
+    ``supplied`` - checked against the issuer."""
+    cert = entry["cert"]
+    label = "issuer %s (%s) of mount %s" % (entry["name"] or entry["id"], subject_string(cert.subject), pki.mount)
+    if entry["key_id"]:
+        answer = pki.read("%s/issuer/%s/crl" % (pki.mount, entry["id"]), what="reading the CRL of %s" % label)
+        blocks = pem_blocks(((answer or {}).get("data") or {}).get("crl") or "", "X509 CRL")
+        if len(blocks) != 1:
+            raise MtlsError("the engine returned no CRL for %s" % label, mount=pki.mount)
+        crl = x509.load_pem_x509_crl(blocks[0])
+        if crl.issuer != cert.subject or not crl.is_signature_valid(cert.public_key()):
+            raise MtlsError("the CRL the engine returned for %s is not signed by it" % label, mount=pki.mount)
+    else:
+        matching = [crl for crl in supplied if crl.issuer == cert.subject and crl.is_signature_valid(cert.public_key())]
+        if not matching:
+            raise MtlsError("%s has no key in the engine (an imported CA certificate), so the engine has no CRL for "
+                            "it: give its CRL (crls; the identity role's mtls_vault_crls), e.g. from the local CA's "
+                            "crl-bundle.pem" % label, mount=pki.mount)
+        # The newest one when several are given.
+        crl = max(matching, key=lambda candidate: crl_number_of(candidate) or 0)
+    next_update = crl_next_update(crl)
+    if next_update is not None and next_update <= now:
+        fix = "rebuild it (auto_rebuild, or %s/crl/rotate)" % pki.mount if entry["key_id"] else "give a current one"
+        raise MtlsError("the CRL of %s expired on %s: %s" % (label, isoformat(next_update), fix), mount=pki.mount)
+    return crl.public_bytes(_PEM).decode("ascii")
 
 
 # --- preparing a mount for the fleet ---------------------------------------------------------
