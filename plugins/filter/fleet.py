@@ -10,6 +10,7 @@ __metaclass__ = type
 from ansible.errors import AnsibleFilterError
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.host_layout import HostLayout
+from ansible_collections.fleet.mtls.plugins.module_utils.loaded_state import record_path, service_records
 
 CA_GROUP = "mtls_ca"
 CA_HOLDER_FALLBACK = "localhost"
@@ -40,6 +41,23 @@ def identity_files(mtls_dir, name):
             "trust_bundle": layout.trust_bundle, "crl": layout.crl}
 
 
+def loaded_state_file(service):
+    """Where the reload handler of ``service`` records what the service loaded."""
+    try:
+        return record_path(service)
+    except MtlsError as exc:
+        raise AnsibleFilterError("fleet.mtls.loaded_state_file: %s" % exc.message)
+
+
+def loaded_state_files(group_names):
+    """{service: record} of the services a host's inventory groups put on it."""
+    if isinstance(group_names, str) or not hasattr(group_names, "__iter__"):
+        raise AnsibleFilterError("fleet.mtls.loaded_state_files expects the host's group_names (a list), got %r"
+                                 % (group_names,))
+    return service_records(group_names)
+
+
 class FilterModule(object):
     def filters(self):
-        return {"ca_holder": ca_holder, "identity_files": identity_files}
+        return {"ca_holder": ca_holder, "identity_files": identity_files, "loaded_state_file": loaded_state_file,
+                "loaded_state_files": loaded_state_files}

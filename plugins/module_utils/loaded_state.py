@@ -21,10 +21,28 @@ import hashlib
 import json
 import os
 
+from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import atomic_write, ensure_dir, read_file
 
 RECORD_FORMAT = 1
 MISSING = "missing"
+# Where each service's record lives on a host, and which inventory group puts the service there.
+RECORDS_DIR = "/var/lib/fleet-mtls/loaded"
+SERVICE_GROUPS = (("mtls_nginx", "nginx"), ("mtls_mosquitto", "mosquitto"))
+
+
+def record_path(service):
+    """The record of ``service`` (``nginx``, ``mosquitto``): ``RECORDS_DIR/<service>.json``."""
+    known = [name for dummy, name in SERVICE_GROUPS]
+    if service not in known:
+        raise MtlsError("unknown service %r: records are kept for %s" % (service, ", ".join(known)))
+    return os.path.join(RECORDS_DIR, service + ".json")
+
+
+def service_records(group_names):
+    """{service: record path} of the services a host's groups put on it."""
+    groups = set(group_names or [])
+    return dict((service, record_path(service)) for group, service in SERVICE_GROUPS if group in groups)
 
 
 def fingerprints(paths):

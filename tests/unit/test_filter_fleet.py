@@ -45,3 +45,15 @@ def test_identity_files_come_from_the_host_layout():
 def test_identity_files_refuse_a_name_that_is_not_an_identity(name):
     with pytest.raises(AnsibleFilterError, match="fleet.mtls.identity_files: invalid identity name"):
         identity_files("/etc/mtls", name)
+
+
+def test_reload_records_of_the_services_a_host_runs():
+    from ansible_collections.fleet.mtls.plugins.filter.fleet import loaded_state_file, loaded_state_files
+    assert loaded_state_file("nginx") == "/var/lib/fleet-mtls/loaded/nginx.json"
+    assert loaded_state_files(["mtls_clients", "mtls_nginx", "mtls_mosquitto"]) == {
+        "nginx": "/var/lib/fleet-mtls/loaded/nginx.json", "mosquitto": "/var/lib/fleet-mtls/loaded/mosquitto.json"}
+    assert loaded_state_files(["mtls_clients"]) == {}
+    with pytest.raises(AnsibleFilterError, match="unknown service 'apache'"):
+        loaded_state_file("apache")
+    with pytest.raises(AnsibleFilterError, match="expects the host's group_names"):
+        loaded_state_files("mtls_nginx")
