@@ -116,6 +116,10 @@ def resolve_identity(entry, defaults):
     """
     if not isinstance(entry, dict):
         return entry
+    # ansible-core 2.16 renders a role default that templates to None (an unset
+    # mtls_identity_renew_days) as "": both mean "not set".
+    defaults = dict((key, None if value == "" and key in ("renew_fraction", "renew_days") else value)
+                    for key, value in (defaults or {}).items())
     merged = dict(ENTRY_DEFAULTS)
     merged["sans"] = []
     for key in ("key_type", "validity_days", "new_key_on_renew"):

@@ -153,6 +153,9 @@ def test_the_defaults_are_not_shared_between_entries():
     ({"renew_fraction": 0.5}, {"renew_days": 20}, 0.5, 20),
     ({"renew_fraction": 0.5, "renew_days": 10}, {}, 0.5, 10),
     ({"renew_fraction": None}, {}, None, None),
+    # ansible-core 2.16 renders an unset mtls_identity_renew_days (default(none)) as "".
+    ({}, {"renew_days": ""}, 0.333, None),
+    ({"renew_days": 10}, {"renew_days": ""}, None, 10),
 ])
 def test_renew_days_and_renew_fraction_defaults(entry, defaults, fraction, days):
     settings = dict(DEFAULTS, **defaults)
