@@ -22,6 +22,7 @@ __metaclass__ = type
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.issuance import common_name_san
 from ansible_collections.fleet.mtls.plugins.module_utils.names import _is_ip, canonical_san
+from ansible_collections.fleet.mtls.plugins.module_utils.profiles import profile_named
 
 SERVER_GROUPS = ("mtls_nginx", "mtls_mosquitto")
 # Mosquitto reads its key after dropping privileges to its own user; NGINX reads keys as root.
@@ -54,15 +55,7 @@ def _members(groups, names):
 def default_profile(host, groups):
     """Profile of the host's default identity: ``server`` in mtls_nginx or mtls_mosquitto, ``client`` in
     mtls_clients, ``server_client`` in both, ``""`` (no default identity) in none."""
-    server = host in _members(groups, SERVER_GROUPS)
-    client = host in _members(groups, CLIENT_GROUPS)
-    if server and client:
-        return "server_client"
-    if server:
-        return "server"
-    if client:
-        return "client"
-    return ""
+    return profile_named(host in _members(groups, SERVER_GROUPS), host in _members(groups, CLIENT_GROUPS)) or ""
 
 
 def default_key_group(host, groups):

@@ -46,14 +46,8 @@ def leaf_key_usage(public_key):
         encipher_only=False, decipher_only=False)
 
 
-def profile_of(cert):
-    """Profile name of a certificate from its EKU, or None when it matches none of ours."""
-    try:
-        usages = set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
-    except x509.ExtensionNotFound:
-        return None
-    server = ExtendedKeyUsageOID.SERVER_AUTH in usages
-    client = ExtendedKeyUsageOID.CLIENT_AUTH in usages
+def profile_named(server, client):
+    """THE profile name for a server use, a client use or both; None for neither."""
     if server and client:
         return "server_client"
     if server:
@@ -61,6 +55,15 @@ def profile_of(cert):
     if client:
         return "client"
     return None
+
+
+def profile_of(cert):
+    """Profile name of a certificate from its EKU, or None when it matches none of ours."""
+    try:
+        usages = set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        return None
+    return profile_named(ExtendedKeyUsageOID.SERVER_AUTH in usages, ExtendedKeyUsageOID.CLIENT_AUTH in usages)
 
 
 def eku_names(cert):
