@@ -57,7 +57,23 @@ def loaded_state_files(group_names):
     return service_records(group_names)
 
 
+def due_hosts(hosts, hostvars, status="mtls_identity_status"):
+    """The hosts of ``hosts`` whose fleet.mtls.host_status answer (registered as ``status``) is due,
+    in the order given. A host without an answer fails: its check did not run."""
+    if isinstance(hosts, str) or not hasattr(hosts, "__iter__"):
+        raise AnsibleFilterError("fleet.mtls.due_hosts expects a list of hosts, got %r" % (hosts,))
+    due = []
+    for host in hosts:
+        answer = (hostvars.get(host) or {}).get(status)
+        if not isinstance(answer, dict) or "due" not in answer:
+            raise AnsibleFilterError("fleet.mtls.due_hosts: host %s has no %s (fleet.mtls.host_status) answer"
+                                     % (host, status))
+        if answer["due"]:
+            due.append(host)
+    return due
+
+
 class FilterModule(object):
     def filters(self):
         return {"ca_holder": ca_holder, "identity_files": identity_files, "loaded_state_file": loaded_state_file,
-                "loaded_state_files": loaded_state_files}
+                "loaded_state_files": loaded_state_files, "due_hosts": due_hosts}

@@ -22,7 +22,9 @@ __metaclass__ = type
 
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.host_identity import install_identity, request_identity
+from ansible_collections.fleet.mtls.plugins.module_utils.identity_plan import expand_default_sans, needs_host_facts
 from ansible_collections.fleet.mtls.plugins.module_utils.loaded_state import fingerprints, pending_paths, read_record
+from ansible_collections.fleet.mtls.plugins.module_utils.role_inputs import identity_problems
 
 # The options of an identity entry handed to the csr path; a central key is checked without the key
 # file settings, as the identity role's check does (the key lives on the host only once issued).
@@ -114,22 +116,27 @@ def reload_status(state_file):
     return pending_paths(fingerprints(sorted(recorded)), state_file)
 
 
-def host_status(params, warn=None):
+def host_status(params, warn=None, read_facts=None):
     """Answer for one host: ``due`` (anything to do), ``reasons`` (one line each), ``identities``
     (per identity, in order), ``trust`` (None when no publication was given) and ``reloads``.
 
     params: dir; identities (entries with the csr module's options plus central_key); trusted_issuers
     (PEM of the signing CA, or None); force; trust_bundle_content and crl_content (what the CA
     publishes, None when not known); loaded_state_files ({service: record path}).
+
+    The identities are checked as the identity role checks mtls_identities (role_inputs); default
+    SANs left to the host (identity_plan.DEFAULT_SANS_ON_HOST) are made from ``read_facts()``
+    ({fqdn, hostname, default_ipv4}), called only when an identity needs them.
     """
     directory = params["dir"]
     identities = params.get("identities") or []
-    if not isinstance(identities, list):
-        raise MtlsError("identities must be a list of identity entries, got %r" % (identities,))
-    names = [entry.get("name") if isinstance(entry, dict) else None for entry in identities]
-    duplicates = sorted(set(name for name in names if name is not None and names.count(name) > 1))
-    if duplicates:
-        raise MtlsError("identities names %s more than once" % ", ".join(duplicates))
+    problems = identity_problems(identities)
+    if problems:
+        raise MtlsError("; ".join(problems))
+    if needs_host_facts(identities):
+        if read_facts is None:
+            raise MtlsError("the default SANs are to be read on the host, but no way to read its facts was given")
+        identities = expand_default_sans(identities, **read_facts())
     reasons = []
     checked = []
     for entry in identities:

@@ -66,10 +66,21 @@ def default_key_group(host, groups):
     return "root"
 
 
-def default_sans(inventory_name, fqdn="", hostname="", default_ipv4=""):
+# Stands in ``sans`` for the default SANs when the controller has no facts of the host and they are
+# to be read on the host (fleet.mtls.rotate's check gathers none): fleet.mtls.host_status puts
+# default_sans() with the host's own facts in its place (expand_default_sans). No SAN starts with "@".
+DEFAULT_SANS_ON_HOST = "@fleet.mtls:default-sans-on-host:"
+
+
+def default_sans(inventory_name, fqdn="", hostname="", default_ipv4="", on_host=False):
     """SANs of the default identity: the FQDN, the host name and the inventory name as ``DNS:`` (the
     inventory name as ``IP:`` when it is an address), then the default IPv4 address unless it is the
-    inventory name. Empty values are left out, repeated ones listed once."""
+    inventory name. Empty values are left out, repeated ones listed once.
+
+    ``on_host``: when no fact is known (all three empty), one DEFAULT_SANS_ON_HOST marker instead,
+    for fleet.mtls.host_status to expand with the facts it reads on the host."""
+    if on_host and not (fqdn or hostname or default_ipv4):
+        return [DEFAULT_SANS_ON_HOST + inventory_name]
     dns, ips = [], []
     for name in (fqdn, hostname, inventory_name):
         if name and not _is_ip(name) and "DNS:" + name not in dns:
@@ -79,6 +90,39 @@ def default_sans(inventory_name, fqdn="", hostname="", default_ipv4=""):
     if default_ipv4 and default_ipv4 != inventory_name:
         ips.append("IP:" + default_ipv4)
     return dns + ips
+
+
+def needs_host_facts(identities):
+    """Whether any identity's ``sans`` holds a DEFAULT_SANS_ON_HOST marker."""
+    return any(isinstance(san, str) and san.startswith(DEFAULT_SANS_ON_HOST)
+               for entry in (identities if isinstance(identities, list) else [])
+               if isinstance(entry, dict) and isinstance(entry.get("sans"), list)
+               for san in entry["sans"])
+
+
+def expand_default_sans(identities, fqdn="", hostname="", default_ipv4=""):
+    """``identities`` with every DEFAULT_SANS_ON_HOST marker replaced by default_sans() of the host
+    it names and the facts given, each SAN listed once (compared canonically, first one kept)."""
+    if not isinstance(identities, list):
+        return identities
+    expanded = []
+    for entry in identities:
+        if not isinstance(entry, dict) or not isinstance(entry.get("sans"), list):
+            expanded.append(entry)
+            continue
+        sans, seen = [], set()
+        for san in entry["sans"]:
+            if isinstance(san, str) and san.startswith(DEFAULT_SANS_ON_HOST):
+                found = default_sans(san[len(DEFAULT_SANS_ON_HOST):], fqdn, hostname, default_ipv4)
+            else:
+                found = [san]
+            for one in found:
+                key = _canonical_or_raw(one) if isinstance(one, str) else repr(one)
+                if key not in seen:
+                    seen.add(key)
+                    sans.append(one)
+        expanded.append(dict(entry, sans=sans))
+    return expanded
 
 
 def default_identities(name, profile, sans, key_group):

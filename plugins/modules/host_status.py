@@ -45,8 +45,14 @@ options:
         (C(name), C(key_type), C(common_name), C(sans), C(profile), C(owner), C(group), C(mode),
         C(renew_fraction), C(renew_days), C(new_key_on_renew)) and C(central_key) (the key is made on
         the CA holder, so the key file's owner, group and mode are not checked). Other keys are ignored.
+      - The entries are checked as the role checks them (unique names, the name pattern, C(sans) a
+        list); a problem fails the call, naming the entry and the value.
+      - A C(sans) entry that the C(fleet.mtls.identity_default_sans) filter made with C(on_host=true)
+        stands for the host's default SANs; they are made from the facts C(fqdn), C(hostname) and
+        C(default_ipv4) as this module reads them on the host, so the check needs no
+        M(ansible.builtin.setup) call.
     type: list
-    elements: dict
+    elements: raw
     default: []
   trusted_issuers:
     description:
@@ -164,19 +170,20 @@ reloads:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.fleet.mtls.plugins.module_utils.host_facts import default_sans_facts
 from ansible_collections.fleet.mtls.plugins.module_utils.host_status import host_status
 from ansible_collections.fleet.mtls.plugins.module_utils.module_common import run_module
 
 
 def status(module):
-    return host_status(module.params, warn=module.warn)
+    return host_status(module.params, warn=module.warn, read_facts=lambda: default_sans_facts(module))
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             dir=dict(type="path", default="/etc/mtls"),
-            identities=dict(type="list", elements="dict", default=[]),
+            identities=dict(type="list", elements="raw", default=[]),
             trusted_issuers=dict(type="str"),
             force=dict(type="bool", default=False),
             trust_bundle_content=dict(type="str"),

@@ -18,7 +18,7 @@ from test_playbook_failures import HOSTS, Fleet, _changed
 
 CALLBACKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "callback_plugins")
 # Actions that run on the controller only: no module reaches the host.
-CONTROLLER_ONLY = {"ansible.builtin.set_fact", "ansible.builtin.assert", "ansible.builtin.group_by",
+CONTROLLER_ONLY = {"ansible.builtin.set_fact", "ansible.builtin.assert", "ansible.builtin.group_by", "ansible.builtin.add_host", "add_host",
                    "ansible.builtin.debug", "ansible.builtin.meta", "ansible.builtin.include_tasks",
                    "ansible.builtin.include_role", "ansible.builtin.fail", "ansible.builtin.pause",
                    "set_fact", "assert", "group_by", "debug", "meta", "include_tasks", "include_role"}
@@ -82,6 +82,9 @@ def test_an_unchanged_fleet_costs_one_module_call_per_host_and_changes_nothing(f
     lines = calls()
     for host in HOSTS:
         assert module_calls(lines, host) == ["fleet.mtls.host_status"], (host, lines)
+        # Not even a controller-side task per host besides it: the rest runs once for the fleet.
+        per_host = [line["action"] for line in lines if line["host"] == host and line["status"] != "skipped"]
+        assert per_host.count("fleet.mtls.host_status") == 1 and len(per_host) <= 3, (host, per_host)
     assert recap(output) == {"ca": 0, "h1": 0, "h2": 0}, output[-3000:]
     assert "Renew and reload, batch by batch" not in output or "skipping: no hosts matched" in output
     assert _changed(before, fleet.snapshot(), ()) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.fleet.mtls.plugins.filter.fleet import FilterModule, ca_holder, identity_files
+from ansible_collections.fleet.mtls.plugins.filter.fleet import FilterModule, ca_holder, due_hosts, identity_files
 
 
 def test_filter_is_the_function():
@@ -57,3 +57,15 @@ def test_reload_records_of_the_services_a_host_runs():
         loaded_state_file("apache")
     with pytest.raises(AnsibleFilterError, match="expects the host's group_names"):
         loaded_state_files("mtls_nginx")
+
+
+def test_due_hosts_keeps_the_order_and_names_a_host_without_an_answer():
+    hostvars = {"a": {"mtls_identity_status": {"due": True}}, "b": {"mtls_identity_status": {"due": False}},
+                "c": {"mtls_identity_status": {"due": True}}, "d": {}}
+    assert due_hosts(["c", "b", "a"], hostvars) == ["c", "a"]
+    assert due_hosts([], hostvars) == []
+    with pytest.raises(AnsibleFilterError, match="host d has no mtls_identity_status"):
+        due_hosts(["a", "d"], hostvars)
+    with pytest.raises(AnsibleFilterError, match="expects a list of hosts"):
+        due_hosts("a", hostvars)
+    assert FilterModule().filters()["due_hosts"] is due_hosts

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 
 import pytest
 from cryptography import x509
 
+from ansible_collections.fleet.mtls.plugins.module_utils import identity_plan
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.host_identity import install_identity, request_identity
 from ansible_collections.fleet.mtls.plugins.module_utils.host_status import host_status
@@ -192,18 +194,46 @@ def test_a_broken_key_fails_naming_the_identity(converged):
 @pytest.mark.parametrize("bad, message", [
     ({"renew_days": "soon"}, "identity web: renew_days must be a whole number of days, got 'soon'"),
     ({"new_key_on_renew": "maybe"}, "identity web: new_key_on_renew must be a boolean"),
-    ({"sans": "DNS:web.example.net"}, "identity web: sans must be a list"),
+    ({"sans": "DNS:web.example.net"}, 'mtls_identities[0] ("web"): sans must be a list'),
 ])
 def test_bad_entries_are_refused_naming_identity_and_value(converged, bad, message):
-    with pytest.raises(MtlsError, match="^" + message.replace("(", r"\(")):
+    with pytest.raises(MtlsError, match="^" + re.escape(message)):
         host_status(params_of(converged, identities=[entry(**bad)]))
 
 
-def test_duplicate_and_nameless_entries_are_refused(converged):
-    with pytest.raises(MtlsError, match="identities names web more than once"):
+def test_duplicate_and_nameless_entries_are_refused_as_the_role_refuses_them(converged):
+    # The same checks and words as the identity role's (role_inputs.identity_problems).
+    with pytest.raises(MtlsError, match='name "web" is used by 2 entries; names must be unique'):
         host_status(params_of(converged, identities=[entry(), entry()]))
-    with pytest.raises(MtlsError, match="needs a name"):
-        host_status(params_of(converged, identities=[{"common_name": CN}]))
+    with pytest.raises(MtlsError, match=r"mtls_identities\[0\] \(null\): name must be"):
+        host_status(params_of(converged, identities=[{"common_name": CN, "profile": "server"}]))
+    with pytest.raises(MtlsError, match=r"mtls_identities\[0\] must be a dict"):
+        host_status(params_of(converged, identities=["web"]))
+
+
+def test_default_sans_left_to_the_host_are_made_from_its_facts(converged):
+    """A marker from identity_default_sans(on_host=True) is expanded with the facts read on the host:
+    the same SANs give the same answer as the fully resolved entry; other facts make it due."""
+    marker = identity_plan.default_sans("web.example.net", on_host=True)
+    assert len(marker) == 1 and marker[0].startswith(identity_plan.DEFAULT_SANS_ON_HOST)
+    calls = []
+
+    def facts(fqdn):
+        def read():
+            calls.append(fqdn)
+            return {"fqdn": fqdn, "hostname": "", "default_ipv4": ""}
+        return read
+
+    params = params_of(converged, identities=[entry(sans=marker)])
+    assert host_status(params, read_facts=facts("web.example.net"))["due"] is False
+    answer = host_status(params, read_facts=facts("db.example.net"))
+    assert answer["due"] is True and "sans_changed" in answer["reasons"][0]
+    assert calls == ["web.example.net", "db.example.net"]
+    # Facts are read only when an identity needs them.
+    host_status(params_of(converged), read_facts=facts("never"))
+    assert calls == ["web.example.net", "db.example.net"]
+    with pytest.raises(MtlsError, match="no way to read its facts"):
+        host_status(params)
 
 
 def test_string_booleans_and_numbers_from_role_data_are_accepted(converged):

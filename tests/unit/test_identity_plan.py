@@ -54,6 +54,35 @@ def test_default_sans(args, sans):
     assert identity_plan.default_sans(*args) == sans
 
 
+def test_default_sans_on_host_leave_a_marker_only_without_facts():
+    marker = identity_plan.DEFAULT_SANS_ON_HOST + "web1"
+    assert identity_plan.default_sans("web1", on_host=True) == [marker]
+    assert identity_plan.default_sans("web1", "", "web1", "", on_host=True) == ["DNS:web1"]
+    assert identity_plan.needs_host_facts([{"name": "web1", "sans": ["DNS:x", marker]}])
+    assert not identity_plan.needs_host_facts([{"name": "web1", "sans": ["DNS:x"]}, "junk", {"sans": "DNS:y"}])
+    assert not identity_plan.needs_host_facts("not a list")
+
+
+@pytest.mark.parametrize("facts, sans", [
+    # The resolved default identity puts its CN first; the facts add the rest, each SAN once.
+    (("web1.example.net", "web1", "192.0.2.10"), ["DNS:web1", "DNS:web1.example.net", "IP:192.0.2.10"]),
+    (("", "", ""), ["DNS:web1"]),
+    (("WEB1", "", "192.0.2.10"), ["DNS:web1", "IP:192.0.2.10"]),
+])
+def test_expand_default_sans_gives_what_the_facts_would_have_given(facts, sans):
+    entry = identity_plan.resolve_identity(
+        {"name": "web1", "profile": "server", "sans": identity_plan.default_sans("web1", on_host=True)}, {})
+    expanded = identity_plan.expand_default_sans([entry, "junk", {"name": "x", "sans": "DNS:y"}], *facts)
+    assert expanded[0]["sans"] == sans
+    assert expanded[1:] == ["junk", {"name": "x", "sans": "DNS:y"}]
+    # The same set as the role resolves with the facts on the controller (renewal compares sets).
+    with_facts = identity_plan.resolve_identity(
+        {"name": "web1", "profile": "server", "sans": identity_plan.default_sans("web1", *facts)}, {})
+    canonical = identity_plan.canonical_san
+    assert set(map(canonical, expanded[0]["sans"])) == set(map(canonical, with_facts["sans"]))
+    assert identity_plan.expand_default_sans("not a list") == "not a list"
+
+
 def test_default_identities():
     assert identity_plan.default_identities("web1", "server", ["DNS:web1"], "root") == [
         {"name": "web1", "profile": "server", "sans": ["DNS:web1"], "group": "root", "mode": "0600"}]
