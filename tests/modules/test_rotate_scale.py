@@ -154,3 +154,24 @@ def test_check_mode_lists_what_would_be_issued_and_changes_nothing(fleet, calls)
     assert "Would issue: h1/h1/renewal_window" in output, output[-6000:]
     assert module_calls(calls(), "h2") == ["fleet.mtls.host_status"]
     assert _changed(before, fleet.snapshot(), ()) == []
+
+
+def test_default_sans_from_facts_read_on_the_host_match_what_setup_gave(fleet, calls):
+    """site gathers facts on the controller (setup) for the default SANs; rotate's check reads them
+    on the host inside host_status. Same values: the certificate site issued is not due."""
+    inventory = inventory_with(fleet, "facts.json", {host: {"mtls_identity_gather_facts": True} for host in HOSTS})
+    rc, output = fleet.run("fleet.mtls.site", inventory=inventory)
+    assert rc == 0, output[-6000:]
+    import socket
+    from cryptography import x509
+    leaf = x509.load_pem_x509_certificate(certificate(fleet, "h1"))
+    names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert socket.getfqdn() in names, names  # the facts did reach the certificate
+    calls()
+    before = fleet.snapshot()
+    rc, output = fleet.run("fleet.mtls.rotate", inventory=inventory)
+    assert rc == 0, output[-6000:]
+    assert recap(output) == {"ca": 0, "h1": 0, "h2": 0}, output[-3000:]
+    lines = calls()
+    assert [module_calls(lines, host) for host in HOSTS] == [["fleet.mtls.host_status"]] * 2, lines
+    assert _changed(before, fleet.snapshot(), ()) == []
