@@ -175,3 +175,17 @@ def test_default_sans_from_facts_read_on_the_host_match_what_setup_gave(fleet, c
     lines = calls()
     assert [module_calls(lines, host) for host in HOSTS] == [["fleet.mtls.host_status"]] * 2, lines
     assert _changed(before, fleet.snapshot(), ()) == []
+    # Identities that template facts themselves: mtls_rotate_gather_facts gathers them first (and the
+    # default SANs then come from those facts); still nothing due.
+    templated = inventory_with(fleet, "templated.json", {host: {
+        "mtls_identity_gather_facts": True,
+        "mtls_identities": [{"name": host, "profile": "client",
+                             # Fails to template without facts: ansible_facts['fqdn'] is undefined.
+                             "sans": "{{ inventory_hostname | fleet.mtls.identity_default_sans(ansible_facts['fqdn'], "
+                                     "ansible_facts['hostname'], ansible_facts['default_ipv4']['address'] | default('')) }}"}]}
+        for host in HOSTS})
+    rc, output = fleet.run("fleet.mtls.rotate", inventory=templated, extra_vars={"mtls_rotate_gather_facts": True})
+    assert rc == 0, output[-6000:]
+    assert recap(output) == {"ca": 0, "h1": 0, "h2": 0}, output[-3000:]
+    lines = calls()
+    assert [module_calls(lines, host) for host in HOSTS] == [["ansible.builtin.setup", "fleet.mtls.host_status"]] * 2
