@@ -33,10 +33,33 @@ def require_cryptography(module):
                          % CRYPTOGRAPHY_VERSION)
 
 
-def run_module(module, action, needs_cryptography=True):
+NO_LOG_PLACEHOLDER = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+
+
+def short_invocation(module, bulky=()):
+    """``invocation`` for the result with each option of ``bulky`` given as its item count.
+
+    AnsibleModule echoes all parameters back when the result has no ``invocation``; for a batch of
+    1,000 CSRs that echo is most of the result, and encoding, pickling and scrubbing it costs more
+    than the signing. no_log options are given as ansible's placeholder, never their value.
+    """
+    args = {}
+    for name, value in module.params.items():
+        spec = module.argument_spec.get(name, {})
+        if spec.get("no_log") and value is not None:
+            args[name] = NO_LOG_PLACEHOLDER
+        elif name in bulky and value is not None:
+            args[name] = {"count": len(value)}
+        else:
+            args[name] = value
+    return {"module_args": args}
+
+
+def run_module(module, action, needs_cryptography=True, bulky=()):
     """Call ``action(module)`` -> result dict and exit; an MtlsError fails with its message.
 
-    ``action`` must not write anything in check mode; it reports ``changed`` itself.
+    ``action`` must not write anything in check mode; it reports ``changed`` itself. Options named
+    in ``bulky`` are echoed in ``invocation`` as their item count (see short_invocation).
     """
     if needs_cryptography:
         require_cryptography(module)
@@ -44,4 +67,6 @@ def run_module(module, action, needs_cryptography=True):
         result = action(module)
     except MtlsError as exc:
         module.fail_json(msg=exc.message, **exc.details)
+    if bulky:
+        result.setdefault("invocation", short_invocation(module, bulky))
     module.exit_json(**result)
