@@ -33,10 +33,34 @@ def require_cryptography(module):
                          % CRYPTOGRAPHY_VERSION)
 
 
-def run_module(module, action, needs_cryptography=True):
+NO_LOG_PLACEHOLDER = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+
+
+def short_invocation(module, bulky=()):
+    """``invocation`` for the result with each option of ``bulky`` given as its item count.
+
+    AnsibleModule echoes all parameters back when the result has no ``invocation``; for a batch of
+    1,000 CSRs that echo is about a third of the result (every CSR again), which the module, the
+    no_log scrub and the controller encode, walk and decode for nothing. no_log options are given as
+    ansible's placeholder, never their value (exit_json still scrubs the whole result as before).
+    """
+    args = {}
+    for name, value in module.params.items():
+        spec = module.argument_spec.get(name, {})
+        if spec.get("no_log") and value is not None:
+            args[name] = NO_LOG_PLACEHOLDER
+        elif name in bulky and value is not None:
+            args[name] = {"count": len(value)}
+        else:
+            args[name] = value
+    return {"module_args": args}
+
+
+def run_module(module, action, needs_cryptography=True, bulky=()):
     """Call ``action(module)`` -> result dict and exit; an MtlsError fails with its message.
 
-    ``action`` must not write anything in check mode; it reports ``changed`` itself.
+    ``action`` must not write anything in check mode; it reports ``changed`` itself. Options named
+    in ``bulky`` are echoed in ``invocation`` as their item count (see short_invocation).
     """
     if needs_cryptography:
         require_cryptography(module)
@@ -44,4 +68,6 @@ def run_module(module, action, needs_cryptography=True):
         result = action(module)
     except MtlsError as exc:
         module.fail_json(msg=exc.message, **exc.details)
+    if bulky:
+        result.setdefault("invocation", short_invocation(module, bulky))
     module.exit_json(**result)

@@ -343,7 +343,7 @@ def main():
         required_if=[("generate_keys", True, ("key_dir",))],
         supports_check_mode=True,
     )
-    run_module(module, issue)
+    run_module(module, issue, bulky=("requests",))
 
 
 if __name__ == "__main__":

@@ -216,7 +216,7 @@ def main():
         concurrency=dict(type="int", default=DEFAULT_CONCURRENCY),
         return_chain=dict(type="bool", default=False),
     )))
-    run_module(module, issue)
+    run_module(module, issue, bulky=("requests",))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 
 import pytest
 from cryptography import x509
@@ -227,3 +228,58 @@ def test_ca_name_constraints_enforced_at_signing(ansible_module, tmp_path):
                                      "outside the name constraints of CA CN=NC Issuing"), outside["msg"]
     assert outside["identity"] == "admin" and outside["host"] == "h2" and outside["request"] == 2
     assert digest(os.path.dirname(issuing)) == before
+
+
+def test_batch_invocation_gives_requests_as_a_count_and_no_secret(pki, tmp_path):
+    """At -vvv the task's result shows requests as {"count": N} and the passphrase as ansible's
+    placeholder; neither the -vvv output nor the registered result holds a CSR or the passphrase."""
+    from conftest import _ansible_playbook, _collections_path
+
+    root, issuing = pki
+    requests = [{"identity": "web", "host": "web%d" % n, "common_name": "web%d.example.com" % n,
+                 "csr": csr("web%d.example.com" % n)} for n in range(4)]
+    vars_file = tmp_path / "requests.json"
+    vars_file.write_text(json.dumps({"batch": requests}))
+    registered = tmp_path / "registered.json"
+    play = [{"hosts": "localhost", "gather_facts": False, "connection": "local", "vars_files": [str(vars_file)],
+             "tasks": [
+                 {"name": "sign the batch", "register": "signed",
+                  "fleet.mtls.certificate": {"ca_path": issuing, "ca_passphrase": ISSUING_PASS,
+                                             "requests": "{{ batch }}"}},
+                 {"name": "keep the registered result",
+                  "ansible.builtin.copy": {"content": "{{ signed | to_json }}", "dest": str(registered),
+                                           "mode": "0600"}}]}]
+    playbook = tmp_path / "invocation.yml"
+    playbook.write_text(json.dumps(play))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=_collections_path(), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
+               ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default")
+    proc = subprocess.run([_ansible_playbook(), "-vvv", str(playbook)], capture_output=True, text=True, env=env,
+                          cwd=str(tmp_path), timeout=600, check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-4000:]
+    # The default callback prints the signing task's result as JSON after "changed: [localhost] => ".
+    task_output = output[output.index("TASK [sign the batch]"):output.index("TASK [keep the registered result]")]
+    shown, dummy = json.JSONDecoder().raw_decode(task_output, task_output.index("changed: [localhost] => ") + 24)
+    assert shown["issued"] == 4, shown.get("msg")
+    module_args = shown["invocation"]["module_args"]
+    assert module_args["requests"] == {"count": 4}
+    assert module_args["ca_passphrase"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+    assert module_args["ca_path"] == issuing
+    assert "BEGIN CERTIFICATE REQUEST" not in output
+    assert ISSUING_PASS not in output
+    # ansible drops invocation from what register keeps; the rest is the module's result.
+    kept = json.loads(registered.read_text())
+    assert kept["issued"] == 4 and "invocation" not in kept
+    assert ISSUING_PASS not in registered.read_text()
+    assert "BEGIN CERTIFICATE REQUEST" not in registered.read_text()
+
+
+def test_batch_result_through_the_json_callback_counts_requests(ansible_module, pki):
+    root, issuing = pki
+    requests = [{"identity": "web", "host": "h%d" % n, "common_name": "h%d.example.com" % n,
+                 "csr": csr("h%d.example.com" % n)} for n in range(3)]
+    result = ansible_module("certificate", {"ca_path": issuing, "ca_passphrase": ISSUING_PASS, "requests": requests})
+    assert result["issued"] == 3, result.get("msg")
+    assert result["invocation"]["module_args"]["requests"] == {"count": 3}
+    assert ISSUING_PASS not in result.output and "BEGIN CERTIFICATE REQUEST" not in result.output

@@ -88,6 +88,9 @@ def test_signs_a_batch_with_profiles_and_declared_names(ansible_module, bao):
     issuer.public_key().verify(web_cert.signature, web_cert.tbs_certificate_bytes,
                                ec.ECDSA(web_cert.signature_hash_algorithm))
     assert run["diff"]["after"]["issued"] == ["web1/web", "web1/agent", "web2/both"]
+    assert run["invocation"]["module_args"]["requests"] == {"count": 3}
+    assert run["invocation"]["module_args"]["token"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+    assert "BEGIN CERTIFICATE REQUEST" not in run.output
     assert bao.root_token not in run.output
 
 
@@ -136,6 +139,8 @@ def test_approle_login_signs_and_hides_the_secret_id(ansible_module, bao):
     run = ansible_module("vault_certificate", args)
     assert not run.get("failed"), run.get("msg")
     assert run["issued"] == 1 and load(run["certificates"][0]["certificate"]).subject.rfc4514_string() == "CN=agent"
+    assert run["invocation"]["module_args"]["secret_id"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+    assert run["invocation"]["module_args"]["requests"] == {"count": 1}
     assert secret_id not in run.output
 
 
