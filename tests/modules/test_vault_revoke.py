@@ -72,4 +72,18 @@ def test_crls_are_rebuilt_only_when_due(engine):
     vault_pki, pki = engine
     # prepare_mount's CRLs live 7 days: not due within 2, due within 8.
     assert vault_pki.refresh_crls(pki, 2) == {"changed": False, "crls_due": []}
-    assert vault_pki.refresh_crls(pki, 8)["crls_due"] == ["issuing-1", "root-1"]
+    assert sorted(vault_pki.refresh_crls(pki, 8)["crls_due"]) == ["issuing-1", "root-1"]
+
+
+def test_the_documented_policy_suffices(engine, openbao_server):
+    from vault_helpers import signing_policy_hcl
+    vault_pki, admin = engine
+    serial = _sign(vault_pki, admin, "api1")
+    client = openbao_server.client()
+    client.sys.create_or_update_policy("fleet-revoke", signing_policy_hcl().replace('"pki/', '"%s/' % MOUNT))
+    token = client.auth.token.create(policies=["fleet-revoke"], no_default_policy=True, ttl="10m")
+    pki = vault_pki.VaultPKI(openbao_server.url, token=token["auth"]["client_token"], ca_file=openbao_server.ca_file,
+                             mount=MOUNT)
+    found = vault_pki.find_revocations(pki, common_name="api1.example.com", identity="api1", host="api1")
+    assert vault_pki.revoke(pki, found["serials"])["changed"] and _listed(vault_pki, pki, serial)
+    assert vault_pki.refresh_crls(pki, 8)["changed"]
