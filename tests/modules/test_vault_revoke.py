@@ -87,3 +87,18 @@ def test_the_documented_policy_suffices(engine, openbao_server):
     found = vault_pki.find_revocations(pki, common_name="api1.example.com", identity="api1", host="api1")
     assert vault_pki.revoke(pki, found["serials"])["changed"] and _listed(vault_pki, pki, serial)
     assert vault_pki.refresh_crls(pki, 8)["changed"]
+
+
+def test_the_module_revokes_then_changes_nothing(engine, openbao_server, ansible_module):
+    from vault_helpers import connection
+    vault_pki, pki = engine
+    serial = _sign(vault_pki, pki, "db1")
+    args = dict(connection(openbao_server, mount=MOUNT), identity="db1", host="db1", common_name="db1.example.com")
+    first = ansible_module("vault_revoke", args)
+    assert not first.get("failed"), first.get("msg")
+    assert first["changed"] and first["revoked_now"] == [vault_pki.engine_serial(serial)] and first["crl_rebuilt"]
+    again = ansible_module("vault_revoke", args)
+    assert again["changed"] is False and again["already_revoked"] == [vault_pki.engine_serial(serial)]
+    refused = ansible_module("vault_revoke", dict(args, reason="keyCompromise"))
+    assert refused.get("failed") and "cannot be recorded by the vault backend" in refused["msg"]
+    assert openbao_server.root_token not in first.output
