@@ -102,3 +102,14 @@ def test_the_module_revokes_then_changes_nothing(engine, openbao_server, ansible
     refused = ansible_module("vault_revoke", dict(args, reason="keyCompromise"))
     assert refused.get("failed") and "cannot be recorded by the vault backend" in refused["msg"]
     assert openbao_server.root_token not in first.output
+
+
+def test_publication_refreshes_crls_only_when_due(openbao_server, ansible_module, engine):
+    from vault_helpers import connection
+    args = dict(connection(openbao_server, mount=MOUNT), refresh_crls=True)
+    quiet = ansible_module("vault_ca_publication", dict(args, crl_refresh_days=2))
+    assert not quiet.get("failed"), quiet.get("msg")
+    assert quiet["changed"] is False and quiet["crls_due"] == []
+    due = ansible_module("vault_ca_publication", dict(args, crl_refresh_days=8))
+    assert due["changed"] is True and sorted(due["crls_due"]) == ["issuing-1", "root-1"]
+    assert due["publication"]["crl-bundle.pem"] != quiet["publication"]["crl-bundle.pem"]
