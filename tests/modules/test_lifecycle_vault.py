@@ -5,7 +5,8 @@ The fleet of test_identity_vault.py (simulated hosts on localhost, the mount pre
 fleet.mtls.vault_pki_mount, a token of exactly the docs' signing policy) is set up with fleet.mtls.site.
 Proven: revoking an identity by host and identity name revokes its certificate on the engine (found by the
 common name the inventory declares), and the CRL installed on the host lists it; a re-run changes
-nothing; a reason the engine cannot record is refused (an unknown identity: tests/unit, declared_common_name); fleet.mtls.rotate with nothing due changes nothing.
+nothing; a reason the engine cannot record is refused (an unknown identity: tests/unit,
+declared_common_name); fleet.mtls.rotate with nothing due changes nothing.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def test_revoke_then_rotate_with_the_vault_backend(engine, tmp_path):  # noqa: F
         serials = _crl_serials(tmp_path / "hosts" / host / "crl.pem")
         assert api.serial_number in serials and kept not in serials, host
     client = cluster.client()
-    stored = [serial for serial in stored_serials(client, "pki") if int(serial.replace(":", ""), 16) == api.serial_number]
+    stored = [serial for serial in stored_serials(client, "pki")
+              if int(serial.replace(":", ""), 16) == api.serial_number]
     assert len(stored) == 1, stored
     assert client.read("pki/cert/%s" % stored[0])["data"]["revocation_time"] > 0
 

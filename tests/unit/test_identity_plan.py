@@ -284,8 +284,10 @@ def test_declared_common_name(host, identity, common_name):
 
 @pytest.mark.parametrize("hostvars, host, identity, message", [
     (HOSTVARS, "app9.fleet.test", "app9", "app9.fleet.test is not a host of the inventory"),
-    (HOSTVARS, "app1.fleet.test", "web", r"app1.fleet.test declares no identity web \(its identities: app1, api, blank\)"),
-    (HOSTVARS, "app2.fleet.test", "api", "sets no mtls_identities: its only identity is the default one, app2, not api"),
+    (HOSTVARS, "app1.fleet.test", "web",
+     r"app1.fleet.test declares no identity web \(its identities: app1, api, blank\)"),
+    (HOSTVARS, "app2.fleet.test", "api",
+     "sets no mtls_identities: its only identity is the default one, app2, not api"),
     ({"h": {"mtls_identities": "app1"}}, "h", "app1", "mtls_identities of h must be a list, got str"),
     (HOSTVARS, "", "app1", "must be an inventory name"),
     (HOSTVARS, "app1.fleet.test", "", "must be a name"),
