@@ -10,6 +10,7 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.fleet.mtls.plugins.module_utils import identity_plan
+from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 
 
 def _results(host_vars, name):
@@ -34,6 +35,13 @@ def identity_list(entries, defaults):
     return identity_plan.resolve_identities(entries, defaults)
 
 
+def identity_common_name(hostvars, host, identity):
+    try:
+        return identity_plan.declared_common_name(hostvars, host, identity)
+    except MtlsError as exc:
+        raise AnsibleFilterError("fleet.mtls.identity_common_name: %s" % exc.message)
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -42,6 +50,7 @@ class FilterModule(object):
             "identity_default_sans": identity_plan.default_sans,
             "identity_default_identities": identity_plan.default_identities,
             "identity_list": identity_list,
+            "identity_common_name": identity_common_name,
             "identity_settings": identity_plan.settings_by_name,
             "identity_batch": identity_batch,
             "identity_issued": identity_plan.issued_for_host,

@@ -6,6 +6,8 @@
 - ``default_profile``, ``default_key_group``, ``default_sans``, ``default_identities``: a host's
   default identity, from its groups and facts.
 - ``resolve_identities``: ``mtls_identities`` with every setting resolved (``mtls_identity_list``).
+- ``declared_common_name``: the common name an identity of a host is issued for (what the vault
+  backend's revocation looks for).
 - ``batch_plan``: from the csr results of every host of a play batch, the requests to sign, their
   names for messages, and the key files to remove when signing fails.
 - ``issued_for_host``: the certificates one signing run made for a host, and their issuer chain.
@@ -181,6 +183,35 @@ def resolve_identities(entries, defaults):
     if not isinstance(entries, list):
         return entries
     return [resolve_identity(entry, defaults or {}) for entry in entries]
+
+
+def declared_common_name(hostvars, host, identity):
+    """The common name the inventory declares for ``identity`` on ``host`` (its ``mtls_identities``
+    entry's ``common_name``, else its name), what a revocation on a PKI engine that knows no identity
+    names looks for. ``hostvars`` maps inventory names to their variables. A host without
+    ``mtls_identities`` has only its default identity, named after its short host name."""
+    if not host or not isinstance(host, str):
+        raise MtlsError("the host whose identity is revoked must be an inventory name, got %r" % (host,))
+    if not identity or not isinstance(identity, str):
+        raise MtlsError("the identity to revoke on %s must be a name, got %r" % (host, identity))
+    if host not in hostvars:
+        raise MtlsError("%s is not a host of the inventory" % host)
+    entries = hostvars[host].get("mtls_identities")
+    if entries is None:
+        default_name = host.split(".")[0]
+        if identity != default_name:
+            raise MtlsError("%s sets no mtls_identities: its only identity is the default one, %s, not %s"
+                            % (host, default_name, identity))
+        return identity
+    if not isinstance(entries, list):
+        raise MtlsError("mtls_identities of %s must be a list, got %s" % (host, type(entries).__name__))
+    names = []
+    for entry in entries:
+        if isinstance(entry, dict):
+            if entry.get("name") == identity:
+                return entry.get("common_name") or identity
+            names.append(str(entry.get("name")))
+    raise MtlsError("%s declares no identity %s (its identities: %s)" % (host, identity, ", ".join(names) or "none"))
 
 
 def settings_by_name(identities):

@@ -957,3 +957,134 @@ def prepare_mount(pki, roles=None, role_policy=None, ca_source="generate", key_t
                                     "crl_distribution_points": crl_distribution_points or []}, "URLs", exists)
     return {"changed": bool(step.changes), "changes": step.changes, "mount": pki.mount,
             "default_issuer": issuer_name}
+
+
+# --- revocation and CRL refresh (fleet.mtls.revoke, fleet.mtls.rotate) ------------------------
+
+DEFAULT_CRL_REFRESH_DAYS = 2
+
+
+def engine_serial(serial):
+    """The engine's serial form (colon-separated lower-case hex pairs) of any serial the project takes."""
+    from ansible_collections.fleet.mtls.plugins.module_utils.serials import serial_int
+    text = "%x" % serial_int(serial)
+    if len(text) % 2:
+        text = "0" + text
+    return ":".join(text[i:i + 2] for i in range(0, len(text), 2))
+
+
+def check_vault_reason(reason):
+    """The engine records no reason code (its CRL entries carry none): only ``unspecified`` is honest."""
+    from ansible_collections.fleet.mtls.plugins.module_utils.index import canonical_reason
+    reason = canonical_reason(reason)
+    if reason != "unspecified":
+        raise MtlsError("revocation reason %s cannot be recorded by the vault backend: the PKI engine's revoke "
+                        "call takes no reason and its CRL lists every entry without one; revoke with reason "
+                        "unspecified" % reason)
+    return reason
+
+
+def _stored_certificate(pki, serial_key):
+    answer = pki.read("%s/cert/%s" % (pki.mount, serial_key),
+                      what="reading certificate %s of mount %s" % (serial_key, pki.mount))
+    return (answer or {}).get("data") or {}
+
+
+def find_revocations(pki, serial=None, common_name=None, identity=None, host=None, now=None):
+    """What a revocation request names on the engine: ``{"serials": [...], "already_revoked": [...]}``
+    (engine serial form). By ``serial`` directly; by identity: every stored certificate whose subject CN
+    or a SAN equals ``common_name`` (what the inventory declares for ``identity`` on ``host``), unexpired.
+    Nothing matching fails naming the request and the mount."""
+    now = now or utcnow()
+    if bool(serial) == bool(common_name):
+        raise MtlsError("name what to revoke: either a serial or an identity's declared common name, not both")
+    pki.login()
+    if serial:
+        key = engine_serial(serial)
+        answer = pki.read_optional("%s/cert/%s" % (pki.mount, key))
+        data = (answer or {}).get("data") or {}
+        if not data.get("certificate"):
+            raise MtlsError("No certificate with serial %s was issued by mount %s" % (key, pki.mount),
+                            mount=pki.mount, serial=key)
+        revoked = bool(data.get("revocation_time"))
+        return {"serials": [] if revoked else [key], "already_revoked": [key] if revoked else []}
+    keys = pki.list("%s/certs" % pki.mount, what="listing the certificates of mount %s" % pki.mount)
+    serials, already = [], []
+    for key in keys:
+        data = _stored_certificate(pki, key)
+        if not data.get("certificate"):
+            continue
+        cert = x509.load_pem_x509_certificate(data["certificate"].encode("ascii"))
+        names = [common_name_of(cert.subject)] + [san.split(":", 1)[1] for san in sans_of(cert)]
+        if common_name not in names or not_valid_after(cert) <= now:
+            continue
+        try:
+            constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+            if constraints.ca:
+                continue
+        except x509.ExtensionNotFound:
+            pass
+        target = already if data.get("revocation_time") else serials
+        target.append(engine_serial(key.replace("-", ":")))
+    if not serials and not already:
+        raise MtlsError("No unexpired certificate of identity %s on host %s (common name %s) was issued by mount %s"
+                        % (identity, host, common_name, pki.mount), mount=pki.mount, identity=identity, host=host)
+    return {"serials": serials, "already_revoked": already}
+
+
+def rotate_crls(pki, check_mode=False):
+    """Rebuild the mount's CRLs (``<mount>/crl/rotate``: revoke alone does not, measured on OpenBao 2.7.2)."""
+    if not check_mode:
+        pki.read("%s/crl/rotate" % pki.mount, what="rebuilding the CRLs of mount %s" % pki.mount)
+    return True
+
+
+def revoke(pki, serials, reason="unspecified", check_mode=False):
+    """Revoke ``serials`` (engine form) and rebuild the CRLs; already revoked ones change nothing."""
+    check_vault_reason(reason)
+    pki.login()
+    revoked_now, already = [], []
+    for key in serials:
+        data = _stored_certificate(pki, key.replace(":", "-"))
+        if data.get("revocation_time"):
+            already.append(key)
+            continue
+        if not check_mode:
+            pki.write("%s/revoke" % pki.mount, {"serial_number": key},
+                      what="revoking %s on mount %s" % (key, pki.mount))
+        revoked_now.append(key)
+    rebuilt = bool(revoked_now) and rotate_crls(pki, check_mode)
+    return {"changed": bool(revoked_now), "revoked_now": revoked_now, "already_revoked": already,
+            "crl_rebuilt": bool(rebuilt)}
+
+
+def crls_due(pki, refresh_days=DEFAULT_CRL_REFRESH_DAYS, now=None):
+    """Names of the non-retired issuers (with a key in the engine) whose CRL's nextUpdate is within
+    ``refresh_days``."""
+    if isinstance(refresh_days, bool) or not isinstance(refresh_days, int) or refresh_days < 0:
+        raise MtlsError("crl refresh_days must be a whole number of days, got %r" % (refresh_days,))
+    now = now or utcnow()
+    limit = now + datetime.timedelta(days=refresh_days)
+    due = []
+    for issuer_id in pki.list("%s/issuers" % pki.mount, what="listing the issuers of mount %s" % pki.mount):
+        data = (pki.read("%s/issuer/%s" % (pki.mount, issuer_id)) or {}).get("data") or {}
+        if data.get("revoked") or not data.get("key_id") or not data.get("certificate"):
+            continue
+        cert = x509.load_pem_x509_certificate(data["certificate"].encode("ascii"))
+        if not_valid_after(cert) <= now:
+            continue
+        answer = pki.read("%s/issuer/%s/crl" % (pki.mount, issuer_id))
+        blocks = pem_blocks(((answer or {}).get("data") or {}).get("crl") or "", "X509 CRL")
+        next_update = crl_next_update(x509.load_pem_x509_crl(blocks[0])) if blocks else None
+        if next_update is None or next_update <= limit:
+            due.append(data.get("issuer_name") or issuer_id)
+    return due
+
+
+def refresh_crls(pki, refresh_days=DEFAULT_CRL_REFRESH_DAYS, check_mode=False, now=None):
+    """Rebuild the CRLs when any is due (crls_due); {changed, crls_due}."""
+    pki.login()
+    due = crls_due(pki, refresh_days, now)
+    if due:
+        rotate_crls(pki, check_mode)
+    return {"changed": bool(due), "crls_due": due}

@@ -39,13 +39,25 @@ options:
         Each is matched to its issuer by name and signature; CRLs of other issuers are ignored.
       - Without one, such an issuer fails the task naming it.
     type: str
+  refresh_crls:
+    description:
+      - First rebuild the mount's CRLs (C(<mount>/crl/rotate)) when the CRL of any non-retired issuer with a key
+        in the engine reaches its nextUpdate within O(crl_refresh_days); then read the publication. For
+        C(fleet.mtls.rotate).
+    type: bool
+    default: false
+  crl_refresh_days:
+    description: The refresh window of O(refresh_crls), in days (the playbooks' C(mtls_ca_crl_refresh_days)).
+    type: int
+    default: 2
 extends_documentation_fragment:
   - fleet.mtls.attributes
   - fleet.mtls.vault
 attributes:
   check_mode:
     support: full
-    details: Reads only, in check mode too.
+    details: Reads only, in check mode too (with O(refresh_crls), reports C(crls_due) and C(changed) without
+      rebuilding).
   diff_mode:
     support: none
 seealso:
@@ -92,22 +104,34 @@ signing_issuer:
   description: Subject of the issuer that signs.
   returned: always
   type: str
+crls_due:
+  description: With O(refresh_crls), the issuers whose CRL was due (and so rebuilt, outside check mode).
+  returned: always
+  type: list
+  elements: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleet.mtls.plugins.module_utils.module_common import run_module
-from ansible_collections.fleet.mtls.plugins.module_utils.vault_pki import connect, module_spec, publication
+from ansible_collections.fleet.mtls.plugins.module_utils.vault_pki import (
+    connect, module_spec, publication, refresh_crls)
 
 
 def read(module):
-    result = publication(connect(module.params), issuer_ref=module.params["issuer"], crls=module.params["crls"])
-    result.update(changed=False, publication_missing=[])
+    pki = connect(module.params)
+    refreshed = {"changed": False, "crls_due": []}
+    if module.params["refresh_crls"]:
+        refreshed = refresh_crls(pki, module.params["crl_refresh_days"], check_mode=module.check_mode)
+    result = publication(pki, issuer_ref=module.params["issuer"], crls=module.params["crls"])
+    result.update(changed=refreshed["changed"], crls_due=refreshed["crls_due"], publication_missing=[])
     return result
 
 
 def main():
-    module = AnsibleModule(**module_spec(dict(issuer=dict(type="str"), crls=dict(type="str"))))
+    module = AnsibleModule(**module_spec(dict(issuer=dict(type="str"), crls=dict(type="str"),
+                                              refresh_crls=dict(type="bool", default=False),
+                                              crl_refresh_days=dict(type="int", default=2))))
     run_module(module, read)
 
 

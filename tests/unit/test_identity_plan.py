@@ -289,3 +289,44 @@ def test_filters_are_the_library_functions():
     assert filters["identity_changes"] is identity_plan.install_changes
     assert filters["identity_changed"] is identity_plan.any_change
     assert filters["identity_list"]([{"name": "web"}], DEFAULTS)[0]["sans"] == ["DNS:web"]
+
+
+HOSTVARS = {
+    "app1.fleet.test": {"mtls_identities": [
+        {"name": "app1", "profile": "client"},
+        {"name": "api", "common_name": "api.fleet.test"},
+        {"name": "blank", "common_name": ""}]},
+    "app2.fleet.test": {},
+}
+
+
+@pytest.mark.parametrize("host, identity, common_name", [
+    ("app1.fleet.test", "app1", "app1"),
+    ("app1.fleet.test", "api", "api.fleet.test"),
+    ("app1.fleet.test", "blank", "blank"),
+    ("app2.fleet.test", "app2", "app2"),
+])
+def test_declared_common_name(host, identity, common_name):
+    assert identity_plan.declared_common_name(HOSTVARS, host, identity) == common_name
+    assert FilterModule().filters()["identity_common_name"](HOSTVARS, host, identity) == common_name
+
+
+@pytest.mark.parametrize("hostvars, host, identity, message", [
+    (HOSTVARS, "app9.fleet.test", "app9", "app9.fleet.test is not a host of the inventory"),
+    (HOSTVARS, "app1.fleet.test", "web",
+     r"app1.fleet.test declares no identity web \(its identities: app1, api, blank\)"),
+    (HOSTVARS, "app2.fleet.test", "api",
+     "sets no mtls_identities: its only identity is the default one, app2, not api"),
+    ({"h": {"mtls_identities": "app1"}}, "h", "app1", "mtls_identities of h must be a list, got str"),
+    (HOSTVARS, "", "app1", "must be an inventory name"),
+    (HOSTVARS, "app1.fleet.test", "", "must be a name"),
+])
+def test_declared_common_name_names_the_problem(hostvars, host, identity, message):
+    with pytest.raises(MtlsError, match=message):
+        identity_plan.declared_common_name(hostvars, host, identity)
+
+
+def test_the_common_name_filter_raises_a_filter_error():
+    from ansible.errors import AnsibleFilterError  # pylint: disable=import-outside-toplevel
+    with pytest.raises(AnsibleFilterError, match="fleet.mtls.identity_common_name: app9 is not a host"):
+        FilterModule().filters()["identity_common_name"](HOSTVARS, "app9", "app9")

@@ -1,0 +1,96 @@
+# -*- coding: utf-8 -*-
+"""fleet.mtls.revoke and fleet.mtls.rotate with ``mtls_ca_backend: vault``, against a real OpenBao server.
+
+The fleet of test_identity_vault.py (simulated hosts on localhost, the mount prepared by
+fleet.mtls.vault_pki_mount, a token of exactly the docs' signing policy) is set up with fleet.mtls.site.
+Proven: revoking an identity by host and identity name revokes its certificate on the engine (found by the
+common name the inventory declares), and the CRL installed on the host lists it; a re-run changes
+nothing; a reason the engine cannot record is refused (an unknown identity: tests/unit,
+declared_common_name); fleet.mtls.rotate with nothing due changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+from cryptography import x509
+
+from conftest import _ansible_playbook, _collections_path
+from test_identity_vault import _inventory, engine  # noqa: F401  pylint: disable=unused-import
+from vault_helpers import stored_serials
+
+HOSTS = ("app1.fleet.test", "app2.fleet.test")
+
+
+def _run(base, inventory, playbook, *extra):
+    path = base / "inventory.json"
+    path.write_text(json.dumps(inventory))
+    env = dict(os.environ)
+    for name in [name for name in env if name.startswith(("VAULT_", "BAO_"))]:
+        del env[name]
+    env.update({"ANSIBLE_COLLECTIONS_PATH": _collections_path(), "ANSIBLE_NOCOLOR": "1",
+                "ANSIBLE_STDOUT_CALLBACK": "default", "ANSIBLE_LOCALHOST_WARNING": "false",
+                "ANSIBLE_PYTHON_INTERPRETER": sys.executable})
+    proc = subprocess.run([_ansible_playbook(), "-i", str(path), playbook] + list(extra), capture_output=True,
+                          text=True, env=env, cwd=str(base), timeout=600, check=False)
+    output = proc.stdout + proc.stderr
+    recap = dict((host, int(changed)) for host, changed in
+                 re.findall(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)", output, re.M))
+    return proc.returncode, recap, output
+
+
+def _crl_serials(path):
+    with open(path, "rb") as handle:
+        text = handle.read()
+    return set(entry.serial_number for block in
+               re.findall(rb"-----BEGIN X509 CRL-----.*?-----END X509 CRL-----\n", text, re.S)
+               for entry in x509.load_pem_x509_crl(block))
+
+
+def test_revoke_then_rotate_with_the_vault_backend(engine, tmp_path):  # noqa: F811
+    cluster, tokens = engine
+    token = tokens["fleet-signing"]
+    inventory = _inventory(tmp_path, cluster, token, HOSTS)
+    rc, _recap, output = _run(tmp_path, inventory, "fleet.mtls.site", "-e", "mtls_site_verify=false")
+    assert rc == 0, output[-6000:]
+    app1 = tmp_path / "hosts" / "app1.fleet.test"
+    with open(app1 / "certs" / "api.crt", "rb") as handle:
+        api = x509.load_pem_x509_certificate(handle.read())
+    with open(app1 / "certs" / "app1.crt", "rb") as handle:
+        kept = x509.load_pem_x509_certificate(handle.read()).serial_number
+    assert api.serial_number not in _crl_serials(app1 / "crl.pem")
+
+    # The api identity's declared common name is api.fleet.test, not its name.
+    revoke = ("-e", "mtls_revoke_host=app1.fleet.test", "-e", "mtls_revoke_identity=api")
+    rc, recap, output = _run(tmp_path, inventory, "fleet.mtls.revoke", *revoke)
+    assert rc == 0, output[-6000:]
+    assert recap["localhost"] == 1, recap
+    assert token not in output
+    for host in HOSTS:
+        serials = _crl_serials(tmp_path / "hosts" / host / "crl.pem")
+        assert api.serial_number in serials and kept not in serials, host
+    client = cluster.client()
+    stored = [serial for serial in stored_serials(client, "pki")
+              if int(serial.replace(":", ""), 16) == api.serial_number]
+    assert len(stored) == 1, stored
+    assert client.read("pki/cert/%s" % stored[0])["data"]["revocation_time"] > 0
+
+    rc, recap, output = _run(tmp_path, inventory, "fleet.mtls.revoke", *revoke)
+    assert rc == 0, output[-6000:]
+    assert recap == dict((host, 0) for host in ("localhost",) + HOSTS), recap
+
+    # The engine records no reason: refused before anything is revoked.
+    rc, _recap, output = _run(tmp_path, inventory, "fleet.mtls.revoke", "-e", "mtls_revoke_host=app2.fleet.test",
+                              "-e", "mtls_revoke_reason=keyCompromise")
+    assert rc != 0
+    assert "unspecified" in output and "keyCompromise" in output, output[-4000:]
+    assert kept not in _crl_serials(app1 / "crl.pem")
+
+    rc, recap, output = _run(tmp_path, inventory, "fleet.mtls.rotate")
+    assert rc == 0, output[-6000:]
+    assert recap == dict((host, 0) for host in ("localhost",) + HOSTS), recap
+    assert not os.path.exists(tmp_path / "ca")
