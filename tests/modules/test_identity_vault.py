@@ -80,20 +80,23 @@ def _inventory(base, cluster, token, hosts, host_vars=None, **extra):
     return {"all": {"vars": variables, "children": {"mtls_clients": {"hosts": hostvars}}}}
 
 
-def _run(base, inventory):
+def _run(base, inventory, playbook=None, *extra):
+    """ansible-playbook with the inventory: the identity role alone, or ``playbook`` (e.g. fleet.mtls.site)
+    with ``extra`` arguments. (returncode, {host: changed}, output)"""
     path = base / "inventory.json"
     path.write_text(json.dumps(inventory))
-    playbook = base / "identity.yml"
-    playbook.write_text(json.dumps([{"name": "Identities", "hosts": "mtls_clients", "gather_facts": False,
-                                     "roles": ["fleet.mtls.identity"]}]))
+    if playbook is None:
+        playbook = base / "identity.yml"
+        playbook.write_text(json.dumps([{"name": "Identities", "hosts": "mtls_clients", "gather_facts": False,
+                                         "roles": ["fleet.mtls.identity"]}]))
     env = dict(os.environ)
     for name in [name for name in env if name.startswith(("VAULT_", "BAO_"))]:
         del env[name]
     env.update({"ANSIBLE_COLLECTIONS_PATH": _collections_path(), "ANSIBLE_NOCOLOR": "1",
                 "ANSIBLE_STDOUT_CALLBACK": "default", "ANSIBLE_LOCALHOST_WARNING": "false",
                 "ANSIBLE_PYTHON_INTERPRETER": sys.executable})
-    proc = subprocess.run([_ansible_playbook(), "-i", str(path), str(playbook)], capture_output=True, text=True,
-                          env=env, cwd=str(base), timeout=600, check=False)
+    proc = subprocess.run([_ansible_playbook(), "-i", str(path), str(playbook)] + list(extra), capture_output=True,
+                          text=True, env=env, cwd=str(base), timeout=600, check=False)
     output = proc.stdout + proc.stderr
     recap = dict((host, int(changed)) for host, changed in
                  re.findall(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)", output, re.M))

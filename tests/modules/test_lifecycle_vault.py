@@ -11,36 +11,15 @@ declared_common_name); fleet.mtls.rotate with nothing due changes nothing.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import subprocess
-import sys
 
 from cryptography import x509
 
-from conftest import _ansible_playbook, _collections_path
-from test_identity_vault import _inventory, engine  # noqa: F401  pylint: disable=unused-import
+from test_identity_vault import _inventory, _run, engine  # noqa: F401  pylint: disable=unused-import
 from vault_helpers import stored_serials
 
 HOSTS = ("app1.fleet.test", "app2.fleet.test")
-
-
-def _run(base, inventory, playbook, *extra):
-    path = base / "inventory.json"
-    path.write_text(json.dumps(inventory))
-    env = dict(os.environ)
-    for name in [name for name in env if name.startswith(("VAULT_", "BAO_"))]:
-        del env[name]
-    env.update({"ANSIBLE_COLLECTIONS_PATH": _collections_path(), "ANSIBLE_NOCOLOR": "1",
-                "ANSIBLE_STDOUT_CALLBACK": "default", "ANSIBLE_LOCALHOST_WARNING": "false",
-                "ANSIBLE_PYTHON_INTERPRETER": sys.executable})
-    proc = subprocess.run([_ansible_playbook(), "-i", str(path), playbook] + list(extra), capture_output=True,
-                          text=True, env=env, cwd=str(base), timeout=600, check=False)
-    output = proc.stdout + proc.stderr
-    recap = dict((host, int(changed)) for host, changed in
-                 re.findall(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)", output, re.M))
-    return proc.returncode, recap, output
 
 
 def _crl_serials(path):
