@@ -43,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.fleet.mtls.plugins.module_utils.ca_store import CAStore
 from ansible_collections.fleet.mtls.plugins.module_utils.compat import (
-    crl_next_update, isoformat, not_valid_after, not_valid_before, pem_blocks, utcnow)
+    crl_next_update, isoformat, not_valid_after, not_valid_before, parse_isoformat, pem_blocks, utcnow)
 from ansible_collections.fleet.mtls.plugins.module_utils.crl import crl_number_of
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.issuance import (
@@ -990,10 +990,38 @@ def _stored_certificate(pki, serial_key):
     return (answer or {}).get("data") or {}
 
 
+def _revocation_candidates(pki, common_name, now):
+    """Serial keys of the stored certificates that may be ``common_name``'s, unexpired: from one
+    ``LIST <mount>/certs/detailed`` (subject CN and notAfter of every certificate, OpenBao 2.x), else
+    (an engine without that listing) every stored certificate, each read and checked by the caller."""
+    try:
+        answer = pki.call("LIST", "%s/certs/detailed" % pki.mount,
+                          what="listing the certificates of mount %s" % pki.mount)
+    except MtlsError as exc:
+        if exc.details.get("status") not in (404, 405):
+            raise
+        answer = None
+    info = ((answer or {}).get("data") or {}).get("key_info")
+    if not info:
+        return pki.list("%s/certs" % pki.mount, what="listing the certificates of mount %s" % pki.mount)
+    keys = []
+    for key, entry in sorted(info.items()):
+        if entry.get("common_name") != common_name:
+            continue
+        try:
+            expired = parse_isoformat(entry.get("not_after")) <= now
+        except (TypeError, ValueError):
+            expired = False  # an unexpected time format: the certificate itself is read and checked
+        if not expired:
+            keys.append(key)
+    return keys
+
+
 def find_revocations(pki, serial=None, common_name=None, identity=None, host=None, now=None):
     """What a revocation request names on the engine: ``{"serials": [...], "already_revoked": [...]}``
-    (engine serial form). By ``serial`` directly; by identity: every stored certificate whose subject CN
-    or a SAN equals ``common_name`` (what the inventory declares for ``identity`` on ``host``), unexpired.
+    (engine serial form). By ``serial`` directly; by identity: every unexpired leaf the engine stored
+    whose subject CN is ``common_name`` (what the inventory declares for ``identity`` on ``host``; the
+    signer always puts the declared CN there, so a SAN alone never makes another certificate match).
     Nothing matching fails naming the request and the mount."""
     now = now or utcnow()
     if bool(serial) == bool(common_name):
@@ -1008,15 +1036,13 @@ def find_revocations(pki, serial=None, common_name=None, identity=None, host=Non
                             mount=pki.mount, serial=key)
         revoked = bool(data.get("revocation_time"))
         return {"serials": [] if revoked else [key], "already_revoked": [key] if revoked else []}
-    keys = pki.list("%s/certs" % pki.mount, what="listing the certificates of mount %s" % pki.mount)
     serials, already = [], []
-    for key in keys:
+    for key in _revocation_candidates(pki, common_name, now):
         data = _stored_certificate(pki, key)
         if not data.get("certificate"):
             continue
         cert = x509.load_pem_x509_certificate(data["certificate"].encode("ascii"))
-        names = [common_name_of(cert.subject)] + [san.split(":", 1)[1] for san in sans_of(cert)]
-        if common_name not in names or not_valid_after(cert) <= now:
+        if common_name_of(cert.subject) != common_name or not_valid_after(cert) <= now:
             continue
         try:
             constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value

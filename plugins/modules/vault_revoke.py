@@ -14,8 +14,10 @@ short_description: Revoke certificates an OpenBao or HashiCorp Vault PKI mount s
 version_added: "1.1.0"
 description:
   - The C(vault) backend's counterpart of M(fleet.mtls.crl) in the C(fleet.mtls.revoke) playbook.
-  - Finds the certificate by O(serial), or every unexpired leaf whose subject CN or a SAN equals O(common_name)
-    (what the inventory declares for O(identity) on O(host)), revokes those not yet revoked, then rebuilds the
+  - Finds the certificate by O(serial), or every unexpired leaf whose subject CN equals O(common_name) (what the
+    inventory declares for O(identity) on O(host); the engine's signer always sets that CN, so a certificate that
+    only names it among its SANs is left alone; candidates come from one C(LIST <mount>/certs/detailed) where the
+    engine has it), revokes those not yet revoked, then rebuilds the
     CRLs (C(<mount>/crl/rotate); revoking alone does not, measured on OpenBao 2.7.2).
   - Idempotent - already revoked certificates change nothing. Nothing matching fails naming the request and mount.
   - The engine records no reason code, so only O(reason=unspecified) is accepted.

@@ -29,9 +29,11 @@ def engine(openbao_server):
     return vault_pki, pki
 
 
-def _sign(vault_pki, pki, name):
-    out = vault_pki.sign_requests(pki, [{"identity": name, "host": name, "common_name": name + ".example.com",
-                                         "csr": make_csr()}])
+def _sign(vault_pki, pki, name, common_name=None, sans=None):
+    request = {"identity": name, "host": name, "common_name": common_name or name + ".example.com", "csr": make_csr()}
+    if sans:
+        request["sans"] = sans
+    out = vault_pki.sign_requests(pki, [request])
     return out.certificates[0]["serial"]
 
 
@@ -56,6 +58,15 @@ def test_revoke_by_identity_and_by_serial_reach_the_crl_and_rerun_is_a_no_op(eng
     assert again["serials"] == [] and again["already_revoked"] == [vault_pki.engine_serial(mqtt)]
     assert vault_pki.revoke(pki, again["serials"]) == {"changed": False, "revoked_now": [], "already_revoked": [],
                                                        "crl_rebuilt": False}
+
+
+def test_a_certificate_that_only_names_the_identity_among_its_sans_is_left_alone(engine):
+    vault_pki, pki = engine
+    own = _sign(vault_pki, pki, "cache1")
+    balancer = _sign(vault_pki, pki, "lb1", sans=["DNS:lb1.example.com", "DNS:cache1.example.com"])
+    found = vault_pki.find_revocations(pki, common_name="cache1.example.com", identity="cache1", host="cache1")
+    assert found == {"serials": [vault_pki.engine_serial(own)], "already_revoked": []}
+    assert vault_pki.engine_serial(balancer) not in found["serials"]
 
 
 def test_reason_unknown_identity_and_serial_fail_clearly(engine):
