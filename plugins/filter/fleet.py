@@ -8,9 +8,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.fleet.mtls.plugins.module_utils.consumers import consumer_records
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.host_layout import HostLayout
-from ansible_collections.fleet.mtls.plugins.module_utils.loaded_state import record_path, service_records
+from ansible_collections.fleet.mtls.plugins.module_utils.loaded_state import RECORDS_DIR, record_path, service_records
 
 CA_GROUP = "mtls_ca"
 CA_HOLDER_FALLBACK = "localhost"
@@ -49,12 +50,18 @@ def loaded_state_file(service):
         raise AnsibleFilterError("fleet.mtls.loaded_state_file: %s" % exc.message)
 
 
-def loaded_state_files(group_names):
-    """{service: record} of the services a host's inventory groups put on it."""
+def loaded_state_files(group_names, consumers=None, records_dir=RECORDS_DIR):
+    """{service: record} of the services a host's inventory groups put on it, and of its
+    ``consumers`` (``mtls_consumers``, records under ``records_dir``) under ``consumer <name>``."""
     if isinstance(group_names, str) or not hasattr(group_names, "__iter__"):
         raise AnsibleFilterError("fleet.mtls.loaded_state_files expects the host's group_names (a list), got %r"
                                  % (group_names,))
-    return service_records(group_names)
+    records = service_records(group_names)
+    try:
+        records.update(consumer_records(consumers, str(records_dir)))
+    except MtlsError as exc:
+        raise AnsibleFilterError("fleet.mtls.loaded_state_files: %s" % exc.message)
+    return records
 
 
 def due_hosts(hosts, hostvars, status="mtls_identity_status"):

@@ -14,6 +14,7 @@ class FilterModule(object):
     def filters(self):
         return {
             "identity_problems": role_inputs.identity_problems,
+            "consumer_problems": role_inputs.consumer_problems,
             "nginx_site_problems": role_inputs.nginx_site_problems,
             "mosquitto_acl_problems": role_inputs.mosquitto_acl_problems,
         }

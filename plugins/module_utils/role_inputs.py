@@ -77,6 +77,20 @@ def identity_problems(entries, variable="mtls_identities"):
     return problems
 
 
+def consumer_problems(consumers, mtls_dir, identities):
+    """What is wrong with a host's ``mtls_consumers`` (consumers.check_consumers: every problem names the
+    consumer and the field), checked before the role changes anything; ``identities``: the host's
+    resolved identity list (or their names)."""
+    from ansible_collections.fleet.mtls.plugins.module_utils.consumers import check_consumers
+    from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
+    names = [entry.get("name") if isinstance(entry, dict) else entry for entry in identities or []]
+    try:
+        check_consumers(consumers, str(mtls_dir), names)
+    except MtlsError as exc:
+        return list(exc.details.get("problems") or [exc.message])
+    return []
+
+
 def _serves(item):
     return [key for key in SERVES if item.get(key) not in (None, "")]
 
