@@ -11,6 +11,7 @@ __metaclass__ = type
 from ansible.errors import AnsibleFilterError
 from ansible_collections.fleet.mtls.plugins.module_utils import identity_plan
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
+from ansible_collections.fleet.mtls.plugins.module_utils.manifest import with_recorded
 
 
 def _results(host_vars, name):
@@ -42,6 +43,13 @@ def identity_common_name(hostvars, host, identity):
         raise AnsibleFilterError("fleet.mtls.identity_common_name: %s" % exc.message)
 
 
+def identity_declared_names(hostvars, host):
+    try:
+        return identity_plan.declared_identity_names(hostvars, host)
+    except MtlsError as exc:
+        raise AnsibleFilterError("fleet.mtls.identity_declared_names: %s" % exc.message)
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -51,9 +59,11 @@ class FilterModule(object):
             "identity_default_identities": identity_plan.default_identities,
             "identity_list": identity_list,
             "identity_common_name": identity_common_name,
+            "identity_declared_names": identity_declared_names,
             "identity_settings": identity_plan.settings_by_name,
             "identity_batch": identity_batch,
             "identity_issued": identity_plan.issued_for_host,
             "identity_changes": identity_plan.install_changes,
             "identity_changed": identity_plan.any_change,
+            "with_recorded": with_recorded,
         }

@@ -20,10 +20,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.fleet.mtls.plugins.module_utils.consumers import consumer_records
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.host_identity import install_identity, request_identity
 from ansible_collections.fleet.mtls.plugins.module_utils.identity_plan import expand_default_sans, needs_host_facts
-from ansible_collections.fleet.mtls.plugins.module_utils.loaded_state import fingerprints, pending_paths, read_record
+from ansible_collections.fleet.mtls.plugins.module_utils.loaded_state import (
+    RECORDS_DIR, fingerprints, pending_paths, read_record)
+from ansible_collections.fleet.mtls.plugins.module_utils.manifest import read_manifest, with_recorded
 from ansible_collections.fleet.mtls.plugins.module_utils.role_inputs import identity_problems
 
 # The options of an identity entry handed to the csr path; a central key is checked without the key
@@ -122,17 +125,24 @@ def host_status(params, warn=None, read_facts=None):
 
     params: dir; identities (entries with the csr module's options plus central_key); trusted_issuers
     (PEM of the signing CA, or None); force; trust_bundle_content and crl_content (what the CA
-    publishes, None when not known); loaded_state_files ({service: record path}).
+    publishes, None when not known); loaded_state_files ({service: record path}); consumer_records_dir
+    (where the records of the consumers the host's manifest holds are).
+
+    The identities the host's manifest (manifest.py) holds and the inventory does not declare are
+    checked too, with their recorded settings, and so are the owed changes of its recorded consumers.
 
     The identities are checked as the identity role checks mtls_identities (role_inputs); default
     SANs left to the host (identity_plan.DEFAULT_SANS_ON_HOST) are made from ``read_facts()``
     ({fqdn, hostname, default_ipv4}), called only when an identity needs them.
     """
     directory = params["dir"]
-    identities = params.get("identities") or []
-    problems = identity_problems(identities)
+    manifest = read_manifest(directory)
+    declared = params.get("identities") or []
+    problems = identity_problems(declared)
     if problems:
         raise MtlsError("; ".join(problems))
+    # What the host holds but the inventory does not declare (a user's own play made it) is kept alive too.
+    identities = with_recorded(declared, manifest["identities"])
     if needs_host_facts(identities):
         if read_facts is None:
             raise MtlsError("the default SANs are to be read on the host, but no way to read its facts was given")
@@ -159,8 +169,10 @@ def host_status(params, warn=None, read_facts=None):
             reasons.append("trust bundle or CRL file owner, group or mode differs")
 
     reloads = {}
-    for service in sorted(params.get("loaded_state_files") or {}):
-        state_file = params["loaded_state_files"][service]
+    records = dict(consumer_records(manifest["consumers"], params.get("consumer_records_dir") or RECORDS_DIR))
+    records.update(params.get("loaded_state_files") or {})
+    for service in sorted(records):
+        state_file = records[service]
         found, pending = reload_status(state_file)
         reloads[service] = {"record_found": found, "pending_paths": pending, "owed": not found or bool(pending)}
         if not found:

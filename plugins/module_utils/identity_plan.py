@@ -185,33 +185,43 @@ def resolve_identities(entries, defaults):
     return [resolve_identity(entry, defaults or {}) for entry in entries]
 
 
-def declared_common_name(hostvars, host, identity):
-    """The common name the inventory declares for ``identity`` on ``host`` (its ``mtls_identities``
-    entry's ``common_name``, else its name), what a revocation on a PKI engine that knows no identity
-    names looks for. ``hostvars`` maps inventory names to their variables. A host without
-    ``mtls_identities`` has only its default identity, named after its short host name."""
+def declared_identities(hostvars, host):
+    """[(name, common name)] of the identities the inventory declares for ``host``: its
+    ``mtls_identities`` entries (``common_name``, else the name), or, without that variable, its default
+    identity named after its short host name. ``hostvars`` maps inventory names to their variables."""
     if not host or not isinstance(host, str):
-        raise MtlsError("the host whose identity is revoked must be an inventory name, got %r" % (host,))
-    if not identity or not isinstance(identity, str):
-        raise MtlsError("the identity to revoke on %s must be a name, got %r" % (host, identity))
+        raise MtlsError("the host must be an inventory name, got %r" % (host,))
     if host not in hostvars:
         raise MtlsError("%s is not a host of the inventory" % host)
     entries = hostvars[host].get("mtls_identities")
     if entries is None:
         default_name = host.split(".")[0]
-        if identity != default_name:
-            raise MtlsError("%s sets no mtls_identities: its only identity is the default one, %s, not %s"
-                            % (host, default_name, identity))
-        return identity
+        return [(default_name, default_name)]
     if not isinstance(entries, list):
         raise MtlsError("mtls_identities of %s must be a list, got %s" % (host, type(entries).__name__))
-    names = []
-    for entry in entries:
-        if isinstance(entry, dict):
-            if entry.get("name") == identity:
-                return entry.get("common_name") or identity
-            names.append(str(entry.get("name")))
-    raise MtlsError("%s declares no identity %s (its identities: %s)" % (host, identity, ", ".join(names) or "none"))
+    return [(entry.get("name"), entry.get("common_name") or entry.get("name"))
+            for entry in entries if isinstance(entry, dict)]
+
+
+def declared_identity_names(hostvars, host):
+    """The names of the identities the inventory declares for ``host`` (``declared_identities``)."""
+    return [name for name, dummy in declared_identities(hostvars, host)]
+
+
+def declared_common_name(hostvars, host, identity):
+    """The common name the inventory declares for ``identity`` on ``host`` (``declared_identities``),
+    what a revocation on a PKI engine that knows no identity names looks for."""
+    if not identity or not isinstance(identity, str):
+        raise MtlsError("the identity to revoke on %s must be a name, got %r" % (host, identity))
+    declared = declared_identities(hostvars, host)
+    if hostvars[host].get("mtls_identities") is None and identity != declared[0][0]:
+        raise MtlsError("%s sets no mtls_identities: its only identity is the default one, %s, not %s"
+                        % (host, declared[0][0], identity))
+    for name, common_name in declared:
+        if name == identity:
+            return common_name
+    raise MtlsError("%s declares no identity %s (its identities: %s)"
+                    % (host, identity, ", ".join(str(name) for name, dummy in declared) or "none"))
 
 
 def settings_by_name(identities):

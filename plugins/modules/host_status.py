@@ -21,6 +21,8 @@ description:
     M(fleet.mtls.install_identity) would (same verification, in check mode).
   - It tells whether a service still owes a reload, as M(fleet.mtls.loaded_files) does, from the
     record the service's reload handler wrote. A missing record counts as owed.
+  - The identities and consumers the host's manifest holds (M(fleet.mtls.manifest)) but O(identities) does not
+    declare are checked too, with their recorded settings: what a user's own play created stays renewed.
   - The playbook C(fleet.mtls.rotate) calls it for the whole fleet at once and sends only the hosts
     with RV(due) on to its serial batches.
 author:
@@ -75,7 +77,12 @@ options:
   loaded_state_files:
     description:
       - For each service on this host, the record its reload handler writes (as O(fleet.mtls.loaded_files#module:state_file)).
+      - The consumers the host's manifest holds (M(fleet.mtls.manifest)) are added, under C(consumer <name>).
     type: dict
+  consumer_records_dir:
+    description: Where the records of the host's consumers are (M(fleet.mtls.consumers) O(fleet.mtls.consumers#module:records_dir)).
+    type: path
+    default: /var/lib/fleet-mtls/loaded
     default: {}
 notes:
   - It takes no lock and removes no leftovers of killed runs; the writing modules do that when the host is due.
@@ -189,6 +196,7 @@ def main():
             trust_bundle_content=dict(type="str"),
             crl_content=dict(type="str"),
             loaded_state_files=dict(type="dict", default={}),
+            consumer_records_dir=dict(type="path", default="/var/lib/fleet-mtls/loaded"),
         ),
         supports_check_mode=True,
     )
