@@ -21,7 +21,7 @@ description:
     Mosquitto roles keep too). When anything differs, or there is no record, it runs the validate command,
     takes each action the changed kinds need once (a restart of a unit covers its reload), then records.
   - A change owed by a run that failed or was killed before the record was written is applied by the next run.
-  - A validate command or an action that fails leaves that consumer's change owed (no record is written: the
+  - A validate command or an action that fails leaves that consumer's change owed (no record is written, so the
     service keeps what it has loaded), the other consumers are still applied, and the task fails naming each
     failed consumer.
   - The M(fleet.mtls.identity) role calls it at the end of every run with C(mtls_consumers), so

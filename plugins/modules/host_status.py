@@ -22,7 +22,7 @@ description:
   - It tells whether a service still owes a reload, as M(fleet.mtls.loaded_files) does, from the
     record the service's reload handler wrote. A missing record counts as owed.
   - The identities and consumers the host's manifest holds (M(fleet.mtls.manifest)) but O(identities) does not
-    declare are checked too, with their recorded settings: what a user's own play created stays renewed.
+    declare are checked too, with their recorded settings, so what a user's own play created stays renewed.
   - The playbook C(fleet.mtls.rotate) calls it for the whole fleet at once and sends only the hosts
     with RV(due) on to its serial batches.
 author:

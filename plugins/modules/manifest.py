@@ -38,7 +38,7 @@ options:
     description:
       - V(read) returns the manifest and changes nothing.
       - V(present) records O(identities) (resolved entries, as the identity role's C(mtls_identity_list)) and
-        O(consumers) (as C(mtls_consumers)): entries of the same name are replaced, the others kept.
+        O(consumers) (as C(mtls_consumers)); entries of the same name are replaced, the others kept.
       - V(absent) retires the identities named in O(identities) (their key, staged key, certificate, chain and CSR
         are removed, and their entries) and the consumers named in O(consumers) (their entries only). Refused with
         nothing removed for a name still in O(declared) or O(declared_consumers), and for an identity a remaining
