@@ -401,3 +401,43 @@ class Rotator:
                 revoked = True
         if revoked:
             self._write("rebuild the CRLs of mount %s" % self.pki.mount, "GET", "%s/crl/rotate" % self.pki.mount)
+
+    # the module's states ---------------------------------------------------------------------
+
+    def advance(self, phase, leaves=None):
+        """Enter ``phase``: trust (begun by ``begin``: nothing to do), reissue or retire."""
+        if phase == "trust":
+            state = self.state()
+            if state.phase != "trust":
+                raise MtlsError("cannot enter phase trust: %s; start a rotation with state=begin" % state.summary())
+            return
+        if phase == "reissue":
+            return self.reissue()
+        if phase == "retire":
+            return self.retire(leaves)
+        raise MtlsError("phase must be one of %s, got %r" % (", ".join(PHASES), phase))
+
+    def complete(self, phase):
+        """Nothing is recorded (the engine is the record): check that the engine has reached ``phase``."""
+        if phase not in PHASES:
+            raise MtlsError("phase must be one of %s, got %r" % (", ".join(PHASES), phase))
+        state = self.state()
+        reached = len(PHASES) if state.phase is None else PHASES.index(state.phase)
+        if reached < PHASES.index(phase):
+            raise MtlsError("cannot complete phase %s: %s" % (phase, state.summary()))
+
+
+def check_mode_report(before, action, scope, phase):
+    """What check mode reports of a transition it did not make: the phase the engine would be in."""
+    if action == "begin" and before.phase is None:
+        target = before.highest + 1
+        rotation = {"scope": scope, "from": before.source, "to": target, "phase": "trust", "phase_completed": False}
+    elif action == "advance" and before.rotation is not None:
+        rotation = dict(before.rotation, phase=phase)
+    else:
+        return {}
+    remaining = list(PHASES[PHASES.index(rotation["phase"]):])
+    return {"rotation": rotation, "phase": rotation["phase"], "next_phase": rotation["phase"],
+            "remaining_phases": remaining,
+            "summary": "%s rotation from generation %d to %d, phase %s (check mode: not made)"
+                       % (rotation["scope"], rotation["from"], rotation["to"], rotation["phase"])}
