@@ -275,7 +275,7 @@ class Rotator:
         self.changes.append(change)
         if self.check_mode:
             return None
-        return self.pki.call(method, path, data or {}, what=change)
+        return self.pki.call(method, path, data or {}, what="%s (%s %s)" % (change, method, path))
 
     def _key(self):
         from ansible_collections.fleet.mtls.plugins.module_utils.keys import check_key_type
@@ -332,16 +332,16 @@ class Rotator:
             signed = self.pki.write("%s/issuer/%s/sign-intermediate" % (mount, parent),
                                     {"csr": answer["data"]["csr"], "common_name": common_name,
                                      "ttl": _hours(self.issuing_days), "max_path_length": 0, "format": "pem"},
-                                    what="signing %s with %s" % (name, parent))["data"]
+                                    what="signing %s with %s (%s/issuer/%s/sign-intermediate)" % (name, parent, mount, parent))["data"]
             self.changes.append("sign %s with %s" % (name, parent))
             imported = self.pki.write("%s/issuers/import/cert" % mount, {"pem_bundle": signed["certificate"]},
-                                      what="importing %s" % name)["data"]
+                                      what="importing %s (%s/issuers/import/cert)" % (name, mount))["data"]
             issuer_id = ([i for i in imported.get("imported_issuers") or [] if i]
                          or list((imported.get("mapping") or {}).keys()))[0]
             self.pki.patch("%s/issuer/%s" % (mount, issuer_id),
                            {"issuer_name": name, "usage": ",".join(NO_ISSUING_USAGE),
                             "leaf_not_after_behavior": self.leaf_not_after_behavior},
-                           what="naming %s" % name)
+                           what="naming %s (PATCH %s/issuer/%s)" % (name, mount, issuer_id))
             self.changes.append("import %s, not signing (usage %s)" % (name, ",".join(NO_ISSUING_USAGE)))
         elif "issuing-certificates" in state.new_issuing["usage"]:
             # Interrupted reissue step never leaves trust with a signing new issuer: take it back.
