@@ -4,7 +4,8 @@
 The fleet of test_identity_vault.py (simulated hosts on localhost, signing token of exactly the docs'
 signing policy) is set up with fleet.mtls.site; the rotation runs with a token of exactly the docs'
 rotation policy (mtls_vault_rotation_token). Proven, phase by phase (scope issuing): after trust every
-host's trust bundle holds issuing-2 and the leaves still come from issuing-1; retire is refused naming
+host's trust bundle holds issuing-2 and the leaves still come from issuing-1, and running trust
+again changes nothing; retire is refused naming
 the hosts while their leaves chain to issuing-1 (the engine step of reissue done, the hosts not yet);
 after reissue every leaf is signed by issuing-2 and verifies (openssl verify -crl_check_all) against
 the host's bundles; after retire the bundles lack issuing-1. Then a second rotation, scope root, with
@@ -76,6 +77,10 @@ def test_rotate_ca_on_the_engine_phase_by_phase_then_root_with_all(engine, rotat
         assert old in _subjects(tmp_path / "hosts" / host / "trust-bundle.pem"), host
     assert set(_leaf_issuers(tmp_path).values()) == {old}
     _verify_all(tmp_path)
+    # Phase trust again: resumed from the engine's state, nothing changes anywhere.
+    rc, recap, output = _run(tmp_path, inventory, "fleet.mtls.rotate_ca", "-e", "mtls_rotate_ca_phase=trust")
+    assert rc == 0, output[-6000:]
+    assert recap == dict((host, 0) for host in ("localhost",) + HOSTS), recap
 
     # The engine step of reissue done, the hosts not yet (an interrupted reissue): retire is refused.
     vault_pki = import_library("vault_pki")
@@ -112,8 +117,3 @@ def test_rotate_ca_on_the_engine_phase_by_phase_then_root_with_all(engine, rotat
     assert set(_leaf_issuers(tmp_path).values()) == {"CN=fleet.mtls issuing CA G3"}
     _verify_all(tmp_path)
     assert token not in output and rotation_token not in output
-
-    # Nothing under way: a run changes nothing.
-    rc, recap, output = _run(tmp_path, inventory, "fleet.mtls.rotate_ca")
-    assert rc == 0, output[-6000:]
-    assert recap.get("localhost") == 0, recap
