@@ -292,7 +292,7 @@ class Rotator:
         state = self.state()
         if state.phase is not None:
             if state.scope != scope:
-                raise MtlsError("cannot begin a %s rotation: %s; finish it (or name scope %s)"
+                raise MtlsError("cannot begin a rotation with scope %s: %s; finish it first (or name scope %s)"
                                 % (scope, state.summary(), state.scope))
             if state.phase == "trust":
                 self._prepare(state, scope, state.target)

@@ -102,7 +102,7 @@ def test_issuing_then_root_rotation_phase_by_phase(ansible_module, bao):
     again = _ok(rotate(ansible_module, cluster, token, state="begin", scope="issuing"))
     assert again["changed"] is False and again["changes"] == []
     other = rotate(ansible_module, cluster, token, state="begin", scope="root")
-    assert other.get("failed") and "cannot begin a root rotation" in other["msg"]
+    assert other.get("failed") and "cannot begin a rotation with scope root" in other["msg"]
     early = rotate(ansible_module, cluster, token, state="advance", phase="retire", leaves=[])
     assert early.get("failed") and "run phase reissue first" in early["msg"]
     _ok(rotate(ansible_module, cluster, token, state="complete", phase="trust"))
@@ -183,3 +183,28 @@ def test_token_lacking_a_path_fails_naming_it(ansible_module, bao):
     assert run.get("failed")
     assert "pki/root/generate/internal" in run["msg"] and "permission denied" in run["msg"], run["msg"]
     assert tokens["fleet-rotation-no-root"] not in run.output
+
+
+def test_a_root_trust_interrupted_after_the_root_is_resumed(ansible_module, bao):
+    cluster, tokens = bao
+    token = tokens["fleet-rotation"]
+    status = _ok(rotate(ansible_module, cluster, token))
+    assert status["rotation"] is None, status["summary"]
+    target = max(int(entry["name"].split("-")[1]) for entry in status["issuers"] if entry["name"]) + 1
+    # What the first engine step of begin leaves behind when the run dies right after it.
+    cluster.client().write("pki/root/generate/internal", common_name="half-made root", ttl="87600h",
+                           issuer_name="root-%d" % target, key_name="root-%d" % target, key_type="ec")
+    half = _ok(rotate(ansible_module, cluster, token))
+    assert half["rotation"] == {"scope": "root", "from": target - 1, "to": target, "phase": "trust",
+                                "phase_completed": False}
+    wrong = rotate(ansible_module, cluster, token, state="begin", scope="issuing")
+    assert wrong.get("failed") and "cannot begin a rotation with scope issuing" in wrong["msg"]
+    early = rotate(ansible_module, cluster, token, state="advance", phase="reissue")
+    assert early.get("failed") and "issuing-%d does not exist yet" % target in early["msg"]
+    resumed = _ok(rotate(ansible_module, cluster, token, state="begin", scope="root"))
+    assert resumed["changes"] == ["generate issuing CA issuing-%d (CSR)" % target,
+                                  "sign issuing-%d with root-%d" % (target, target),
+                                  "import issuing-%d, not signing (usage read-only,crl-signing,ocsp-signing)" % target]
+    found, default = issuers(cluster)
+    assert found["issuing-%d" % target]["issuer_id"] != default
+    assert _ok(rotate(ansible_module, cluster, token, state="begin", scope="root"))["changed"] is False
