@@ -408,8 +408,10 @@ class Rotator:
         """Enter ``phase``: trust (begun by ``begin``: nothing to do), reissue or retire."""
         if phase == "trust":
             state = self.state()
-            if state.phase != "trust":
+            if state.phase is None:
                 raise MtlsError("cannot enter phase trust: %s; start a rotation with state=begin" % state.summary())
+            if state.phase != "trust":
+                raise MtlsError("cannot enter phase trust: %s; the next phase is %s" % (state.summary(), state.phase))
             return
         if phase == "reissue":
             return self.reissue()
