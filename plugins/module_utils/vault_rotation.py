@@ -159,7 +159,7 @@ def derive(issuers):
         state.scope = "root" if new_root is not None else "issuing"
         state.target, state.phase = target, "trust"
         state.new_issuing, state.new_root = new_issuing, new_root
-        state.old = [default] + ([entry for entry in chain[1:]] if new_root is not None else [])
+        state.old = [default] + (chain[1:] if new_root is not None else [])
         return state
 
     # The default issuer is the newest: anything live outside its chain is the old generation.
@@ -178,7 +178,7 @@ def derive(issuers):
     state.source, state.target = generation_of(old_issuing["name"])[1], current
     state.new_issuing = default
     state.new_root = chain[-1] if state.scope == "root" else None
-    state.old = [old_issuing] + ([entry for entry in old_chain[1:]] if state.scope == "root" else [])
+    state.old = [old_issuing] + (old_chain[1:] if state.scope == "root" else [])
     stray = [entry for entry in old if entry not in state.old]
     if stray:
         raise MtlsError("mount issuers %s are neither revoked nor part of generation %d or %d: revoke them or make "
