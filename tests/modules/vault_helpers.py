@@ -49,3 +49,12 @@ def connection(cluster, token=None, **extra):
     args = {"url": [cluster.url], "ca_file": cluster.ca_file, "token": token or cluster.root_token}
     args.update(extra)
     return args
+
+
+def rotation_policy_hcl():
+    """The HCL block docs/vault.md ships for the rotation token."""
+    with open(os.path.join(REPO, "docs", "vault.md")) as handle:
+        text = handle.read()
+    match = re.search(r"```hcl\n(# fleet.mtls rotation token.*?)```", text, re.S)
+    assert match, "docs/vault.md has no rotation-token policy block"
+    return match.group(1)

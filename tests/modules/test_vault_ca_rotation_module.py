@@ -1,0 +1,210 @@
+# -*- coding: utf-8 -*-
+"""fleet.mtls.vault_ca_rotation through ansible-playbook, against a real OpenBao server (raft, TLS).
+
+Every phase runs with a token holding exactly the rotation policy docs/vault.md ships. Proven: an issuing
+rotation then a root rotation (generation 3) on one mount, each phase idempotent and derived from the
+engine alone; check mode writes nothing; retire refused naming the hosts while a leaf chains to the old
+generation; the publication holds the new issuer from trust on and drops the old one after retire;
+scope issuing on a mount that imported the local CA is refused, scope root works there; a token lacking
+a path of the policy fails naming that path.
+"""
+
+from __future__ import annotations
+
+import pytest
+from cryptography import x509
+
+from conftest import import_library
+from vault_helpers import DOMAIN_POLICY, connection, make_csr, rotation_policy_hcl
+
+ROOT_PASS = "Root-Secret-Passphrase-7"
+ISSUING_PASS = "Issuing-Secret-Passphrase-9"
+
+
+@pytest.fixture(scope="module")
+def bao(openbao_server):
+    vault_pki = import_library("vault_pki")
+    pki = vault_pki.VaultPKI(openbao_server.url, token=openbao_server.root_token, ca_file=openbao_server.ca_file)
+    vault_pki.prepare_mount(pki, role_policy=DOMAIN_POLICY)
+    client = openbao_server.client()
+    client.sys.create_or_update_policy("fleet-rotation", rotation_policy_hcl())
+    no_root = "\n".join(line for line in rotation_policy_hcl().splitlines() if "root/generate" not in line)
+    client.sys.create_or_update_policy("fleet-rotation-no-root", no_root)
+    tokens = dict((name, client.auth.token.create(policies=[name], no_default_policy=True, ttl="1h")["auth"]
+                   ["client_token"]) for name in ("fleet-rotation", "fleet-rotation-no-root"))
+    return openbao_server, tokens
+
+
+def rotate(ansible_module, cluster, token, check=False, mount="pki", **options):
+    args = connection(cluster, token=token, mount=mount)
+    args.update(options)
+    return ansible_module("vault_ca_rotation", args, check=check)
+
+
+def issuers(cluster, mount="pki"):
+    client = cluster.client()
+    result = {}
+    for issuer_id in client.list("%s/issuers" % mount)["data"]["keys"]:
+        data = client.read("%s/issuer/%s" % (mount, issuer_id))["data"]
+        result[data["issuer_name"] or issuer_id] = data
+    default = client.read("%s/config/issuers" % mount)["data"]["default"]
+    return result, default
+
+
+def published(ansible_module, cluster, mount="pki", **extra):
+    run = ansible_module("vault_ca_publication", dict(connection(cluster, mount=mount), **extra))
+    assert not run.get("failed"), run.get("msg")
+    bundle = run["publication"]["trust-bundle.pem"]
+    return set(cert.subject.rfc4514_string() for cert in x509.load_pem_x509_certificates(bundle.encode())), run
+
+
+def sign_leaf(ansible_module, cluster, mount="pki"):
+    run = ansible_module("vault_certificate", dict(connection(cluster, mount=mount), requests=[
+        {"identity": "web", "host": "web1", "csr": make_csr(), "common_name": "web1.example.com"}]))
+    assert not run.get("failed"), run.get("msg")
+    cert = x509.load_pem_x509_certificate(run["certificates"][0]["certificate"].encode())
+    aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+    return {"host": "web1", "identity": "web", "path": "/etc/mtls/certs/web.crt", "exists": True,
+            "aki": ":".join("%02x" % b for b in aki), "issuer": cert.issuer.rfc4514_string(),
+            "serial": "%x" % cert.serial_number}
+
+
+def _ok(run):
+    assert not run.get("failed"), run.get("msg")
+    return run
+
+
+def test_issuing_then_root_rotation_phase_by_phase(ansible_module, bao):
+    cluster, tokens = bao
+    token = tokens["fleet-rotation"]
+    status = _ok(rotate(ansible_module, cluster, token))
+    assert status["rotation"] is None and status["remaining_phases"] == [] and status["changed"] is False
+    assert status["phases"] == ["trust", "reissue", "retire"]
+    assert status["default_issuer"] == "issuing-1"
+
+    dry = _ok(rotate(ansible_module, cluster, token, check=True, state="begin", scope="issuing"))
+    assert dry["changed"] is True and dry["remaining_phases"] == ["trust", "reissue", "retire"]
+    assert "issuing-2" not in issuers(cluster)[0]
+
+    old_leaf = sign_leaf(ansible_module, cluster)
+    begun = _ok(rotate(ansible_module, cluster, token, state="begin", scope="issuing"))
+    assert begun["changed"] is True
+    assert begun["rotation"] == {"scope": "issuing", "from": 1, "to": 2, "phase": "trust", "phase_completed": False}
+    assert begun["remaining_phases"] == ["trust", "reissue", "retire"]
+    found, default = issuers(cluster)
+    assert found["issuing-2"]["usage"] == "crl-signing,ocsp-signing,read-only"
+    assert found["issuing-2"]["issuer_id"] != default and found["issuing-1"]["issuer_id"] == default
+    subjects, _run = published(ansible_module, cluster)
+    assert "CN=fleet.mtls issuing CA G2" in subjects and "CN=fleet.mtls issuing CA" in subjects
+    # Leaves still come from issuing-1 while in trust.
+    assert sign_leaf(ansible_module, cluster)["aki"] == old_leaf["aki"]
+
+    again = _ok(rotate(ansible_module, cluster, token, state="begin", scope="issuing"))
+    assert again["changed"] is False and again["changes"] == []
+    other = rotate(ansible_module, cluster, token, state="begin", scope="root")
+    assert other.get("failed") and "cannot begin a rotation with scope root" in other["msg"]
+    early = rotate(ansible_module, cluster, token, state="advance", phase="retire", leaves=[])
+    assert early.get("failed") and "run phase reissue first" in early["msg"]
+    _ok(rotate(ansible_module, cluster, token, state="complete", phase="trust"))
+
+    dry = _ok(rotate(ansible_module, cluster, token, check=True, state="advance", phase="reissue"))
+    assert dry["changed"] is True and issuers(cluster)[1] == found["issuing-1"]["issuer_id"]
+    reissue = _ok(rotate(ansible_module, cluster, token, state="advance", phase="reissue"))
+    assert reissue["rotation"]["phase"] == "reissue" and reissue["remaining_phases"] == ["reissue", "retire"]
+    found, default = issuers(cluster)
+    assert default == found["issuing-2"]["issuer_id"]
+    assert "issuing-certificates" in found["issuing-2"]["usage"]
+    assert "issuing-certificates" not in found["issuing-1"]["usage"]
+    assert _ok(rotate(ansible_module, cluster, token, state="advance", phase="reissue"))["changed"] is False
+    new_leaf = sign_leaf(ansible_module, cluster)
+    assert new_leaf["aki"] != old_leaf["aki"]
+
+    refused = rotate(ansible_module, cluster, token, state="advance", phase="retire", leaves=[old_leaf, new_leaf])
+    assert refused.get("failed")
+    assert "still chain to it on web1" in refused["msg"] and refused["blocking_hosts"] == ["web1"]
+    assert not issuers(cluster)[0]["issuing-1"]["revoked"]
+    dry = _ok(rotate(ansible_module, cluster, token, check=True, state="advance", phase="retire", leaves=[new_leaf]))
+    assert dry["changed"] is True and not issuers(cluster)[0]["issuing-1"]["revoked"]
+    retired = _ok(rotate(ansible_module, cluster, token, state="advance", phase="retire", leaves=[new_leaf]))
+    assert retired["changes"] == ["revoke issuer issuing-1", "rebuild the CRLs of mount pki"]
+    assert retired["rotation"] is None and retired["remaining_phases"] == []
+    subjects, _run = published(ansible_module, cluster)
+    assert subjects == {"CN=fleet.mtls root CA", "CN=fleet.mtls issuing CA G2"}
+    assert _ok(rotate(ansible_module, cluster, token, state="complete", phase="retire"))["changed"] is False
+
+    # A second rotation, scope root: generation 3.
+    begun = _ok(rotate(ansible_module, cluster, token, state="begin", scope="root"))
+    assert begun["rotation"] == {"scope": "root", "from": 2, "to": 3, "phase": "trust", "phase_completed": False}
+    found, default = issuers(cluster)
+    assert found["root-3"]["key_id"] and found["issuing-3"]["usage"] == "crl-signing,ocsp-signing,read-only"
+    subjects, _run = published(ansible_module, cluster)
+    assert {"CN=fleet.mtls root CA G3", "CN=fleet.mtls issuing CA G3", "CN=fleet.mtls root CA"} <= subjects
+    _ok(rotate(ansible_module, cluster, token, state="advance", phase="reissue"))
+    leaf3 = sign_leaf(ansible_module, cluster)
+    retired = _ok(rotate(ansible_module, cluster, token, state="advance", phase="retire", leaves=[leaf3]))
+    assert retired["changes"] == ["revoke issuer issuing-2", "revoke issuer root-1", "rebuild the CRLs of mount pki"]
+    assert retired["summary"] == "no CA rotation under way: issuing-3 signs (generation 3)"
+    subjects, _run = published(ansible_module, cluster)
+    assert subjects == {"CN=fleet.mtls root CA G3", "CN=fleet.mtls issuing CA G3"}
+
+
+def test_imported_mount_rotates_with_scope_root_only(ansible_module, bao, tmp_path):
+    cluster, _tokens = bao
+    ca_store = import_library("ca_store")
+    vault_pki = import_library("vault_pki")
+    root_dir, issuing_dir = str(tmp_path / "root-1"), str(tmp_path / "issuing-1")
+    ca_store.create_root(root_dir, ROOT_PASS, common_name="local root")
+    ca_store.create_intermediate(issuing_dir, ISSUING_PASS, root_dir, ROOT_PASS, common_name="local issuing")
+    pki = vault_pki.VaultPKI(cluster.url, token=cluster.root_token, ca_file=cluster.ca_file, mount="pki-import")
+    key_pem, chain = vault_pki.import_material(issuing_dir, ISSUING_PASS)
+    vault_pki.prepare_mount(pki, role_policy=DOMAIN_POLICY, ca_source="import", import_key_pem=key_pem,
+                            import_chain=chain)
+    token = cluster.root_token
+    refused = rotate(ansible_module, cluster, token, mount="pki-import", state="begin", scope="issuing")
+    assert refused.get("failed")
+    assert "holds no key for the root" in refused["msg"] and "rotate with scope root" in refused["msg"]
+    assert "issuing-2" not in issuers(cluster, "pki-import")[0]
+
+    _ok(rotate(ansible_module, cluster, token, mount="pki-import", state="begin", scope="root"))
+    _ok(rotate(ansible_module, cluster, token, mount="pki-import", state="advance", phase="reissue"))
+    retired = _ok(rotate(ansible_module, cluster, token, mount="pki-import", state="advance", phase="retire",
+                         leaves=[]))
+    assert retired["rotation"] is None and len(retired["changes"]) == 3, retired["changes"]
+    found, _default = issuers(cluster, "pki-import")
+    assert [name for name, data in found.items() if data["revoked"]].__len__() == 2
+    # The key-less local root is revoked too, so no local CRL is needed any more.
+    subjects, _run = published(ansible_module, cluster, mount="pki-import")
+    assert subjects == {"CN=fleet.mtls root CA G2", "CN=fleet.mtls issuing CA G2"}
+
+
+def test_token_lacking_a_path_fails_naming_it(ansible_module, bao):
+    cluster, tokens = bao
+    run = rotate(ansible_module, cluster, tokens["fleet-rotation-no-root"], mount="pki", state="begin", scope="root")
+    assert run.get("failed")
+    assert "pki/root/generate/internal" in run["msg"] and "permission denied" in run["msg"], run["msg"]
+    assert tokens["fleet-rotation-no-root"] not in run.output
+
+
+def test_a_root_trust_interrupted_after_the_root_is_resumed(ansible_module, bao):
+    cluster, tokens = bao
+    token = tokens["fleet-rotation"]
+    status = _ok(rotate(ansible_module, cluster, token))
+    assert status["rotation"] is None, status["summary"]
+    target = max(int(entry["name"].split("-")[1]) for entry in status["issuers"] if entry["name"]) + 1
+    # What the first engine step of begin leaves behind when the run dies right after it.
+    cluster.client().write("pki/root/generate/internal", common_name="half-made root", ttl="87600h",
+                           issuer_name="root-%d" % target, key_name="root-%d" % target, key_type="ec")
+    half = _ok(rotate(ansible_module, cluster, token))
+    assert half["rotation"] == {"scope": "root", "from": target - 1, "to": target, "phase": "trust",
+                                "phase_completed": False}
+    wrong = rotate(ansible_module, cluster, token, state="begin", scope="issuing")
+    assert wrong.get("failed") and "cannot begin a rotation with scope issuing" in wrong["msg"]
+    early = rotate(ansible_module, cluster, token, state="advance", phase="reissue")
+    assert early.get("failed") and "issuing-%d does not exist yet" % target in early["msg"]
+    resumed = _ok(rotate(ansible_module, cluster, token, state="begin", scope="root"))
+    assert resumed["changes"] == ["generate issuing CA issuing-%d (CSR)" % target,
+                                  "sign issuing-%d with root-%d" % (target, target),
+                                  "import issuing-%d, not signing (usage read-only,crl-signing,ocsp-signing)" % target]
+    found, default = issuers(cluster)
+    assert found["issuing-%d" % target]["issuer_id"] != default
+    assert _ok(rotate(ansible_module, cluster, token, state="begin", scope="root"))["changed"] is False
