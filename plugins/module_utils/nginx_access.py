@@ -266,7 +266,9 @@ def site_plan(sites, server_identity="", upstream_identity="", verify_depth=None
                 "upstream_server_name": None,
             })
             if mode == "snippets":
+                # The user's own location block has the path and the content.
                 upstream = _upstream(site, location)
+                entry["serves"] = None
                 entry["proxied"] = upstream != "none"
                 entry["https_upstream"] = upstream == "https"
             if entry["https_upstream"]:
@@ -281,7 +283,8 @@ def site_plan(sites, server_identity="", upstream_identity="", verify_depth=None
             locations.append(entry)
         plan.append({
             "name": name,
-            "listen": listen_port(site),
+            # Snippets mode: the user's own server block listens.
+            "listen": listen_port(site) if mode == "managed" else None,
             "server_names": [str(item) for item in server_names or []],
             "identity": _first(site.get("identity"), server_identity),
             "verify_client": verify_client(site),
