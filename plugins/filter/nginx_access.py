@@ -42,7 +42,11 @@ def verify_targets(nginx_hosts, mosquitto_hosts=None, subject=None, common_name=
                  subject=subject, common_name=common_name)
 
 
+def nginx_missing(mode, package="nginx", package_status="", active_state=None):
+    return _call("nginx_missing", nginx_access.missing_nginx, mode, package, package_status, active_state)
+
+
 class FilterModule(object):
     def filters(self):
         return {"nginx_plan": nginx_plan, "nginx_access": nginx_access_table, "nginx_quote": nginx_quote,
-                "verify_targets": verify_targets}
+                "verify_targets": verify_targets, "nginx_missing": nginx_missing}

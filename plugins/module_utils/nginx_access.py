@@ -311,6 +311,22 @@ def drop_default_site(sites, disable_default_site="auto"):
     return setting == "true"
 
 
+def missing_nginx(mode, package, package_status, active_state=None):
+    """Why this role cannot run in ``mode`` on a host with ``package_status`` (dpkg's status of
+    ``package``) and the nginx unit's ``active_state``; "" when it can. Only snippets mode needs
+    NGINX already installed and running (the managed mode installs and starts it)."""
+    if check_mode(mode) == "managed":
+        return ""
+    if package_status != "installed":
+        what = "package %s is not installed" % package
+    elif active_state != "active":
+        what = "the nginx service is %s, not active" % (active_state or "unknown")
+    else:
+        return ""
+    return ("fleet.mtls.nginx runs with mtls_nginx_mode snippets, where the role that manages NGINX installs "
+            "and starts it first; on this host %s. Nothing was changed." % what)
+
+
 def _inside(path, directory, what):
     path = str(path or "")
     if not path.startswith("/") or posixpath.normpath(path) != path.rstrip("/") or path.rstrip("/") == directory:

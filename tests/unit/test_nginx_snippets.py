@@ -176,3 +176,15 @@ def test_verify_skips_hosts_whose_server_blocks_another_role_writes():
     hosts = [{"inventory_hostname": "web", "mtls_nginx_sites": MANAGED},
              {"inventory_hostname": "user", "mtls_nginx_mode": "snippets", "mtls_nginx_sites": SNIPPETS}]
     assert {target["host"] for target in nginx_access.verify_targets(hosts)} == {"web"}
+
+
+def test_missing_nginx_is_named_in_snippets_mode_only():
+    assert access_filter.nginx_missing("managed", "nginx", "not-installed", None) == ""
+    assert access_filter.nginx_missing("snippets", "nginx", "installed", "active") == ""
+    assert "package nginx-full is not installed. Nothing was changed." in access_filter.nginx_missing(
+        "snippets", "nginx-full", "not-installed", None)
+    assert "the nginx service is inactive, not active" in access_filter.nginx_missing(
+        "snippets", "nginx", "installed", "inactive")
+    assert "the nginx service is unknown, not active" in access_filter.nginx_missing("snippets", "nginx", "installed")
+    with pytest.raises(Exception, match="fleet.mtls.nginx_missing: mtls_nginx_mode must be one of"):
+        access_filter.nginx_missing("other")
