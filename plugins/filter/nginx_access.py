@@ -21,10 +21,12 @@ def _call(name, function, *args, **kwargs):
 
 
 def nginx_plan(sites, server_identity="", upstream_identity="", mtls_dir="/etc/mtls", trust_bundle=None, crl=None,
-               disable_default_site="auto", identity_list=None, verify_depth=None):
+               disable_default_site="auto", identity_list=None, verify_depth=None, mode="managed",
+               snippets_dir="/etc/nginx/fleet-mtls", http_snippet="/etc/nginx/conf.d/fleet-mtls-maps.conf"):
     return _call("nginx_plan", nginx_access.role_plan, sites, server_identity=server_identity,
                  upstream_identity=upstream_identity, mtls_dir=mtls_dir, trust_bundle=trust_bundle, crl=crl,
-                 disable_default_site=disable_default_site, identity_list=identity_list, verify_depth=verify_depth)
+                 disable_default_site=disable_default_site, identity_list=identity_list, verify_depth=verify_depth,
+                 mode=mode, snippets_dir=snippets_dir, http_snippet=http_snippet)
 
 
 def nginx_access_table(sites, subject=None, common_name=None):
@@ -40,7 +42,11 @@ def verify_targets(nginx_hosts, mosquitto_hosts=None, subject=None, common_name=
                  subject=subject, common_name=common_name)
 
 
+def nginx_missing(mode, package="nginx", package_status="", active_state=None):
+    return _call("nginx_missing", nginx_access.missing_nginx, mode, package, package_status, active_state)
+
+
 class FilterModule(object):
     def filters(self):
         return {"nginx_plan": nginx_plan, "nginx_access": nginx_access_table, "nginx_quote": nginx_quote,
-                "verify_targets": verify_targets}
+                "verify_targets": verify_targets, "nginx_missing": nginx_missing}

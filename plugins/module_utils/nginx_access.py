@@ -23,6 +23,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import posixpath
 import re
 
 from urllib.parse import urlsplit
@@ -40,6 +41,16 @@ REFUSED_ALLOWLIST = "refused_allowlist"
 # HTTP status NGINX answers for each refusal.
 NO_CERTIFICATE_STATUS = {"on": 400, "optional": 403}
 ALLOWLIST_STATUS = 403
+
+# mtls_nginx_mode: "managed" writes whole server blocks; "snippets" writes files a server block of
+# another role includes (server-level TLS, location-level access and upstream TLS, http-level maps).
+MODES = ("managed", "snippets")
+UPSTREAMS = ("none", "http", "https")
+# The name a site without locations gives its one location snippet.
+IMPLICIT_LOCATION = "main"
+# Where snippets mode renders its files before `nginx -t` accepted them (same tree as the live ones).
+SNIPPET_STAGE = "/var/lib/fleet-mtls/nginx-snippets"
+NGINX_CONF_DIR = "/etc/nginx"
 
 
 def nginx_quote(value):
@@ -81,8 +92,15 @@ def _site_name(site, index):
     return name
 
 
-def site_locations(site):
-    """The site's locations, or the one location "/" a site without locations serves."""
+def check_mode(mode):
+    if mode not in MODES:
+        raise MtlsError("mtls_nginx_mode must be one of %s, got %r" % (", ".join(MODES), mode))
+    return mode
+
+
+def site_locations(site, mode="managed"):
+    """The site's locations, or the one location "/" a site without locations serves (in snippets
+    mode: the one location snippet ``main``, with the site's ``upstream``)."""
     locations = site.get("locations") or []
     if not isinstance(locations, list):
         raise MtlsError("site %s: locations must be a list, got %r" % (site.get("name"), locations))
@@ -91,6 +109,8 @@ def site_locations(site):
             if not isinstance(location, dict):
                 raise MtlsError("site %s: every location must be a dict, got %r" % (site.get("name"), location))
         return locations
+    if mode == "snippets":
+        return [{"name": IMPLICIT_LOCATION, "upstream": site.get("upstream")}]
     location = {"path": "/"}
     for key in SERVES:
         location[key] = site.get(key)
@@ -199,8 +219,22 @@ def _serves(location):
     return "return", None
 
 
-def site_plan(sites, server_identity="", upstream_identity="", verify_depth=None):
-    """Everything the site template prints, per site and per location, decided here."""
+def _upstream(site, location):
+    value = _first(location.get("upstream"), site.get("upstream"), "none")
+    if value not in UPSTREAMS:
+        raise MtlsError("site %s location %s: upstream must be one of %s, got %r"
+                        % (site.get("name"), location.get("name"), ", ".join(UPSTREAMS), value))
+    return value
+
+
+def site_plan(sites, server_identity="", upstream_identity="", verify_depth=None, mode="managed"):
+    """Everything the site templates print, per site and per location, decided here.
+
+    In snippets mode a location has a ``name`` (its snippet file) instead of a path and content;
+    ``upstream`` (none, http, https) says whether its snippet carries the identity headers and, for
+    https, the upstream TLS directives.
+    """
+    check_mode(mode)
     if sites is None:
         sites = []
     if not isinstance(sites, list):
@@ -212,11 +246,12 @@ def site_plan(sites, server_identity="", upstream_identity="", verify_depth=None
         if isinstance(server_names, str):
             server_names = [server_names]
         locations = []
-        for number, location in enumerate(site_locations(site), 1):
+        for number, location in enumerate(site_locations(site, mode), 1):
             access = location_access(site, location)
             serves, target = _serves(location)
             entry = dict(access)
             entry.update({
+                "name": location.get("name"),
                 "path": location.get("path"),
                 "probe_path": probe_path(location.get("path")),
                 "serves": serves,
@@ -226,18 +261,30 @@ def site_plan(sites, server_identity="", upstream_identity="", verify_depth=None
                 "allow_keys": [nginx_quote("SUCCESS " + dn) for dn in access["allow_dn"]]
                 + [cn_map_key(cn) for cn in access["allow_cn"]],
                 "https_upstream": serves == "proxy_pass" and str(target).startswith("https://"),
+                "proxied": serves == "proxy_pass",
                 "upstream_identity": None,
                 "upstream_server_name": None,
             })
+            if mode == "snippets":
+                # The user's own location block has the path and the content.
+                upstream = _upstream(site, location)
+                entry["serves"] = None
+                entry["proxied"] = upstream != "none"
+                entry["https_upstream"] = upstream == "https"
             if entry["https_upstream"]:
                 entry["upstream_identity"] = _first(location.get("upstream_identity"), site.get("upstream_identity"),
                                                     upstream_identity)
                 entry["upstream_server_name"] = _first(location.get("upstream_server_name"),
-                                                       site.get("upstream_server_name"), urlsplit(str(target)).hostname)
+                                                       site.get("upstream_server_name"),
+                                                       None if mode == "snippets" else urlsplit(str(target)).hostname)
+                if not entry["upstream_server_name"]:
+                    raise MtlsError("site %s location %s: upstream https needs upstream_server_name (the name the "
+                                    "upstream certificate must carry)" % (name, location.get("name")))
             locations.append(entry)
         plan.append({
             "name": name,
-            "listen": listen_port(site),
+            # Snippets mode: the user's own server block listens.
+            "listen": listen_port(site) if mode == "managed" else None,
             "server_names": [str(item) for item in server_names or []],
             "identity": _first(site.get("identity"), server_identity),
             "verify_client": verify_client(site),
@@ -264,16 +311,66 @@ def drop_default_site(sites, disable_default_site="auto"):
     return setting == "true"
 
 
+def missing_nginx(mode, package, package_status, active_state=None):
+    """Why this role cannot run in ``mode`` on a host with ``package_status`` (dpkg's status of
+    ``package``) and the nginx unit's ``active_state``; "" when it can. Only snippets mode needs
+    NGINX already installed and running (the managed mode installs and starts it)."""
+    if check_mode(mode) == "managed":
+        return ""
+    if package_status != "installed":
+        what = "package %s is not installed" % package
+    elif active_state != "active":
+        what = "the nginx service is %s, not active" % (active_state or "unknown")
+    else:
+        return ""
+    return ("fleet.mtls.nginx runs with mtls_nginx_mode snippets, where the role that manages NGINX installs "
+            "and starts it first; on this host %s. Nothing was changed." % what)
+
+
+def _inside(path, directory, what):
+    path = str(path or "")
+    if not path.startswith("/") or posixpath.normpath(path) != path.rstrip("/") or path.rstrip("/") == directory:
+        raise MtlsError("%s must be a normalised absolute path, got %r" % (what, path))
+    if posixpath.commonpath([directory, path]) != directory:
+        raise MtlsError("%s must be inside %s (the configuration `nginx -t` tests), got %r" % (what, directory, path))
+    return path.rstrip("/")
+
+
+def snippet_files(plan, snippets_dir, http_snippet):
+    """The files snippets mode writes: ``{kind, dest, stage, site, location}``, ``kind`` being http
+    (every allowlist map), server (one per site) or location (one per location of a site)."""
+    snippets_dir = _inside(snippets_dir, NGINX_CONF_DIR, "mtls_nginx_snippets_dir")
+    http_snippet = _inside(http_snippet, NGINX_CONF_DIR, "mtls_nginx_http_snippet_path")
+    if posixpath.commonpath([snippets_dir, http_snippet]) == snippets_dir:
+        raise MtlsError("mtls_nginx_http_snippet_path %r must not be inside mtls_nginx_snippets_dir %r (a server "
+                        "block may include that directory with a wildcard)" % (http_snippet, snippets_dir))
+    files = [{"kind": "http", "dest": http_snippet, "site": None, "location": None}]
+    for site_index, site in enumerate(plan):
+        files.append({"kind": "server", "dest": "%s/%s/server.conf" % (snippets_dir, site["name"]),
+                      "site": site_index, "location": None})
+        for location_index, location in enumerate(site["locations"]):
+            files.append({"kind": "location", "dest": "%s/%s/%s.conf" % (snippets_dir, site["name"], location["name"]),
+                          "site": site_index, "location": location_index})
+    for entry in files:
+        entry["stage"] = SNIPPET_STAGE + entry["dest"]
+    return files
+
+
 def role_plan(sites, server_identity="", upstream_identity="", mtls_dir="/etc/mtls", trust_bundle=None, crl=None,
-              disable_default_site="auto", identity_list=None, verify_depth=None):
-    """What the fleet.mtls.nginx role needs besides the template.
+              disable_default_site="auto", identity_list=None, verify_depth=None, mode="managed",
+              snippets_dir="/etc/nginx/fleet-mtls", http_snippet="/etc/nginx/conf.d/fleet-mtls-maps.conf"):
+    """What the fleet.mtls.nginx role needs besides the templates.
 
     ``identities``: server identities and client identities of https upstreams; ``required_files``:
     the trust bundle and CRL (when there are sites) and every identity's chain and key;
     ``identity_role_files``: the files the identity role installs on this host in this play (its
     ``mtls_identity_list``; None when it did not run); ``drop_default_site``.
+
+    Snippets mode adds ``snippets`` (see ``snippet_files``), the directories they live in
+    (``snippet_directories``, staged and live) and ``snippet_places`` (``--place STAGE=DEST`` of
+    nginx-config-test); Debian's default site is never touched there.
     """
-    plan = site_plan(sites, server_identity, upstream_identity, verify_depth)
+    plan = site_plan(sites, server_identity, upstream_identity, verify_depth, mode)
     identities = []
     for site in plan:
         names = [site["identity"]] + [location["upstream_identity"] for location in site["locations"]]
@@ -290,13 +387,29 @@ def role_plan(sites, server_identity="", upstream_identity="", mtls_dir="/etc/mt
         role_files = ["%s/trust-bundle.pem" % mtls_dir, "%s/crl.pem" % mtls_dir]
         for entry in identity_list:
             role_files.extend(identity_files(mtls_dir, entry["name"]))
-    return {
+    result = {
+        "mode": mode,
         "sites": plan,
         "identities": identities,
         "required_files": required,
         "identity_role_files": role_files,
-        "drop_default_site": drop_default_site(sites, disable_default_site),
+        "drop_default_site": drop_default_site(sites, disable_default_site) and mode == "managed",
+        "snippets": [],
+        "snippet_directories": [],
+        "snippet_places": [],
     }
+    if mode == "snippets":
+        files = snippet_files(plan, snippets_dir, http_snippet)
+        directories = []
+        for entry in files:
+            for path in (entry["stage"], entry["dest"]):
+                directory = posixpath.dirname(path)
+                if directory not in directories:
+                    directories.append(directory)
+        result["snippets"] = files
+        result["snippet_directories"] = directories
+        result["snippet_places"] = ["--place=%s=%s" % (entry["stage"], entry["dest"]) for entry in files]
+    return result
 
 
 def access_table(sites, subject=None, common_name=None):
@@ -331,6 +444,9 @@ def verify_targets(nginx_hosts, mosquitto_hosts=None, subject=None, common_name=
     """
     targets = []
     for host in nginx_hosts or []:
+        if _host_value(host, "mtls_nginx_mode", "managed") == "snippets":
+            # Its server blocks (ports, names, locations) belong to another role: nothing to probe here.
+            continue
         server = _host_value(host, "inventory_hostname")
         address = _host_value(host, "ansible_host", server)
         for site in site_plan(_host_value(host, "mtls_nginx_sites", [])):

@@ -95,8 +95,78 @@ def _serves(item):
     return [key for key in SERVES if item.get(key) not in (None, "")]
 
 
-def nginx_site_problems(sites, variable="mtls_nginx_sites"):
-    """Problems of mtls_nginx_sites the argument spec lets through."""
+# Site and location fields that only make sense in a server block the role writes itself.
+SERVER_BLOCK_FIELDS = ("listen", "server_name") + SERVES
+NGINX_UPSTREAMS = ("none", "http", "https")
+NGINX_MODES = ("managed", "snippets")
+
+
+def _snippet_location_problems(site, locations, where):
+    problems = []
+    names = []
+    for key in SERVER_BLOCK_FIELDS:
+        if site.get(key) not in (None, "", []):
+            problems.append("%s sets %s, which only a server block fleet.mtls.nginx writes uses (mtls_nginx_mode "
+                            "managed); in snippets mode your own server block sets it" % (where, key))
+    for holder, label in [(site, where)] + [(loc, "%s location %s" % (where, _show(loc.get("name"))))
+                                            for loc in locations]:
+        upstream = holder.get("upstream")
+        if upstream is not None and upstream not in NGINX_UPSTREAMS:
+            problems.append("%s: upstream must be one of %s, got %s" % (label, ", ".join(NGINX_UPSTREAMS), _show(upstream)))
+    for location in locations:
+        name = location.get("name")
+        label = "%s location %s" % (where, _show(name))
+        if not _is_text(name) or not SITE_NAME.match(name):
+            problems.append("%s: in snippets mode every location needs a name (letters, digits and '_'; its "
+                            "snippet is <site>/<name>.conf), got %s" % (where, _show(location)))
+        else:
+            names.append(name)
+        for key in ("path",) + SERVES:
+            if location.get(key) not in (None, ""):
+                problems.append("%s sets %s, which only a location fleet.mtls.nginx writes uses (mtls_nginx_mode "
+                                "managed); in snippets mode your own location block sets it" % (label, key))
+        upstream = location.get("upstream", site.get("upstream")) or "none"
+        server_name = location.get("upstream_server_name") or site.get("upstream_server_name")
+        if upstream == "https" and not server_name:
+            problems.append("%s: upstream https needs upstream_server_name (the name the upstream certificate must "
+                            "carry), on the location or its site" % label)
+    if not locations:
+        upstream = site.get("upstream") or "none"
+        if upstream == "https" and not site.get("upstream_server_name"):
+            problems.append("%s: upstream https needs upstream_server_name (the name the upstream certificate must "
+                            "carry)" % where)
+    for name in _duplicates(names):
+        problems.append("%s: location name %s is used by %d locations; names must be unique"
+                        % (where, _show(name), names.count(name)))
+    return problems
+
+
+def _managed_location_problems(site, locations, where):
+    problems = []
+    if not site.get("server_name"):
+        problems.append("%s needs a server_name" % where)
+    if not locations and len(_serves(site)) != 1:
+        problems.append("%s has no 'locations', so it needs exactly one of proxy_pass, root or return; got %s"
+                        % (where, ", ".join(_serves(site)) or "none"))
+    for holder, label in [(site, where)] + [(loc, "%s location %s" % (where, _show(loc.get("path"))))
+                                            for loc in locations]:
+        if holder.get("upstream") is not None:
+            problems.append("%s sets upstream, which only mtls_nginx_mode snippets uses (here proxy_pass says it)"
+                            % label)
+    for location in locations:
+        path = location.get("path")
+        if not _is_text(path) or not path:
+            problems.append("%s: every location needs a path, got %s" % (where, _show(location)))
+        if len(_serves(location)) != 1:
+            problems.append("%s location %s needs exactly one of proxy_pass, root or return; got %s"
+                            % (where, _show(path), ", ".join(_serves(location)) or "none"))
+    return problems
+
+
+def nginx_site_problems(sites, variable="mtls_nginx_sites", mode="managed"):
+    """Problems of mtls_nginx_sites the argument spec lets through, for ``mode`` (mtls_nginx_mode)."""
+    if mode not in NGINX_MODES:
+        return ["mtls_nginx_mode must be one of %s, got %s" % (", ".join(NGINX_MODES), _show(mode))]
     if not isinstance(sites, list):
         return ["%s must be a list of sites, got %s" % (variable, _show(sites))]
     problems = []
@@ -120,21 +190,17 @@ def nginx_site_problems(sites, variable="mtls_nginx_sites"):
         if not isinstance(locations, list):
             problems.append("%s: locations must be a list, got %s" % (where, _show(locations)))
             locations = []
-        if not locations and len(_serves(site)) != 1:
-            problems.append("%s has no 'locations', so it needs exactly one of proxy_pass, root or return; got %s"
-                            % (where, ", ".join(_serves(site)) or "none"))
         for location in locations:
             if not isinstance(location, dict):
                 problems.append("%s: every location must be a dict, got %s" % (where, _show(location)))
-                continue
-            path = location.get("path")
-            if not _is_text(path) or not path:
-                problems.append("%s: every location needs a path, got %s" % (where, _show(location)))
-            if len(_serves(location)) != 1:
-                problems.append("%s location %s needs exactly one of proxy_pass, root or return; got %s"
-                                % (where, _show(path), ", ".join(_serves(location)) or "none"))
-        for holder, label in [(site, where)] + [(loc, "%s location %s" % (where, _show(loc.get("path"))))
-                                                for loc in locations if isinstance(loc, dict)]:
+        locations = [location for location in locations if isinstance(location, dict)]
+        if mode == "snippets":
+            problems.extend(_snippet_location_problems(site, locations, where))
+        else:
+            problems.extend(_managed_location_problems(site, locations, where))
+        label_key = "name" if mode == "snippets" else "path"
+        for holder, label in [(site, where)] + [(loc, "%s location %s" % (where, _show(loc.get(label_key))))
+                                                for loc in locations]:
             for cn in holder.get("allow_cn") or []:
                 if not _is_text(cn) or not ALLOW_CN.match(cn):
                     problems.append("%s: allow_cn entry %s may only contain letters, digits, space and . _ @ : * - "
