@@ -8,7 +8,7 @@ SHELL := /bin/bash
 # Scenario order is fixed: cheap plumbing first, then the service roles alone (openssl-made
 # certificates), the full rollout, and rotation under load last (the longest). All reuse the
 # same two images.
-MOLECULE_SCENARIOS ?= fleet schedule services mtls lifecycle
+MOLECULE_SCENARIOS ?= fleet schedule services mtls vault lifecycle
 # Test layers `make test` runs, in order; each is also its own target.
 TEST_LAYERS ?= build unit modules compat sanity lint molecule
 
