@@ -88,10 +88,10 @@ consumers:
   elements: dict
   contains:
     name: {description: The consumer., type: str}
-    owed: {description: Whether a change was owed (files differ from the record, or no record)., type: bool}
+    owed: {description: "Whether a change was owed (files differ from the record, or no record).", type: bool}
     record_found: {description: Whether a record existed., type: bool}
     changed_files: {description: Changed paths by kind of change., type: dict}
-    actions: {description: The actions taken (or, in check mode, that would be)., type: list, elements: str}
+    actions: {description: "The actions taken (or, in check mode, that would be).", type: list, elements: str}
     applied: {description: Whether the actions ran and the record was written., type: bool}
 """
 

@@ -79,11 +79,11 @@ options:
       - For each service on this host, the record its reload handler writes (as O(fleet.mtls.loaded_files#module:state_file)).
       - The consumers the host's manifest holds (M(fleet.mtls.manifest)) are added, under C(consumer <name>).
     type: dict
+    default: {}
   consumer_records_dir:
     description: Where the records of the host's consumers are (M(fleet.mtls.consumers) O(fleet.mtls.consumers#module:records_dir)).
     type: path
     default: /var/lib/fleet-mtls/loaded
-    default: {}
 notes:
   - It takes no lock and removes no leftovers of killed runs; the writing modules do that when the host is due.
 """

@@ -111,6 +111,7 @@ def test_a_bad_declaration_fails_before_anything_changes(fleet, field, value, me
         rc, output = fleet.run("fleet.mtls.site", inventory=fleet.consumer_inventory)
         assert rc == 0, output[-6000:]
         fleet.converged = True
+
     def h1_files():  # h2 has no bad input: its forced renewal goes on
         return dict((path, state) for path, state in fleet.snapshot().items() if path.startswith("hosts/h1/"))
 

@@ -110,7 +110,7 @@ def test_snippets_print_what_the_managed_server_block_prints():
     assert "ssl_verify_client optional;" in server and "ssl_verify_depth 3;" in server
     # The maps: identical, only at http level.
     maps = _directives(files["/etc/nginx/conf.d/fleet-mtls-maps.conf"])
-    assert maps == [line for line in managed_lines[:managed_lines.index("server {")]]
+    assert maps == managed_lines[:managed_lines.index("server {")]
     assert len([line for line in maps if line.startswith("map ")]) == 2
     # Per location: the managed location's directives minus what the user's own location block holds.
     user_owned = re.compile(r"^(proxy_pass |root |return (?!403;)|proxy_set_header (Host|X-Forwarded-For|X-Forwarded-Proto) )")
