@@ -36,9 +36,9 @@ def identity_list(entries, defaults):
     return identity_plan.resolve_identities(entries, defaults)
 
 
-def identity_common_name(hostvars, host, identity):
+def identity_common_name(hostvars, host, identity, recorded=None):
     try:
-        return identity_plan.declared_common_name(hostvars, host, identity)
+        return identity_plan.declared_common_name(hostvars, host, identity, recorded)
     except MtlsError as exc:
         raise AnsibleFilterError("fleet.mtls.identity_common_name: %s" % exc.message)
 

@@ -208,11 +208,16 @@ def declared_identity_names(hostvars, host):
     return [name for name, dummy in declared_identities(hostvars, host)]
 
 
-def declared_common_name(hostvars, host, identity):
-    """The common name the inventory declares for ``identity`` on ``host`` (``declared_identities``),
-    what a revocation on a PKI engine that knows no identity names looks for."""
+def declared_common_name(hostvars, host, identity, recorded=None):
+    """The common name of ``identity`` on ``host``, what a revocation on a PKI engine that knows no
+    identity names looks for: the one the host's manifest ``recorded`` (the identities it holds, what
+    their certificates were issued with, whoever declared them), else the one the inventory declares
+    (``declared_identities``)."""
     if not identity or not isinstance(identity, str):
         raise MtlsError("the identity to revoke on %s must be a name, got %r" % (host, identity))
+    for entry in recorded or []:
+        if isinstance(entry, dict) and entry.get("name") == identity and entry.get("common_name"):
+            return entry["common_name"]
     declared = declared_identities(hostvars, host)
     if hostvars[host].get("mtls_identities") is None and identity != declared[0][0]:
         raise MtlsError("%s sets no mtls_identities: its only identity is the default one, %s, not %s"

@@ -330,3 +330,10 @@ def test_the_common_name_filter_raises_a_filter_error():
     from ansible.errors import AnsibleFilterError  # pylint: disable=import-outside-toplevel
     with pytest.raises(AnsibleFilterError, match="fleet.mtls.identity_common_name: app9 is not a host"):
         FilterModule().filters()["identity_common_name"](HOSTVARS, "app9", "app9")
+
+
+def test_the_recorded_common_name_comes_first_and_needs_no_declaration():
+    recorded = [{"name": "myapp", "common_name": "myapp.internal"}]
+    assert identity_plan.declared_common_name({"h": {"mtls_identities": []}}, "h", "myapp", recorded) == "myapp.internal"
+    # Without a manifest entry the inventory's declaration answers, as before.
+    assert identity_plan.declared_common_name({"h": {}}, "h", "h", [{"name": "other", "common_name": "x"}]) == "h"
