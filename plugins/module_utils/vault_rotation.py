@@ -198,9 +198,10 @@ def _hex(data):
 def issuer_entries(pki):
     """The mount's issuers as ``derive`` takes them (plus ``cert``)."""
     from ansible_collections.fleet.mtls.plugins.module_utils.names import subject_string
-    config = (pki.read("%s/config/issuers" % pki.mount, what="reading the default issuer of mount %s" % pki.mount)
-              or {}).get("data") or {}
-    default_id = config.get("default")
+    # <mount>/issuer/default, not config/issuers: the signing token's policy may read issuers only.
+    default = (pki.read("%s/issuer/default" % pki.mount, what="reading the default issuer of mount %s" % pki.mount)
+               or {}).get("data") or {}
+    default_id = default.get("issuer_id")
     entries = []
     for issuer_id in pki.list("%s/issuers" % pki.mount, what="listing the issuers of mount %s" % pki.mount):
         data = (pki.read("%s/issuer/%s" % (pki.mount, issuer_id),
@@ -228,6 +229,51 @@ def _describe(entry):
     return {"id": entry["id"], "name": entry["name"], "subject": entry["subject"],
             "usage": sorted(entry["usage"]), "revoked": entry["revoked"], "default": entry["default"],
             "has_key": bool(entry["key_id"])}
+
+
+def report_input(pki, entries=None):
+    """What ``report.build_report`` takes as ``ca``, from the engine (the local backend's
+    ``StateFile.report_input``): the generations (``issuing-<N>`` with its root; active = the default
+    issuer's, incoming above it, retiring below it, retired once revoked), the rotation under way, and
+    the CRL state of every live issuer the engine holds a key for (an imported root's CRL is the local
+    CA's, not the engine's)."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from ansible_collections.fleet.mtls.plugins.module_utils.compat import crl_last_update, crl_next_update, isoformat
+    from ansible_collections.fleet.mtls.plugins.module_utils.crl import crl_number_of
+
+    entries = entries if entries is not None else issuer_entries(pki)
+    state = derive(entries)
+    active = generation_of(state.default["name"])[1]
+    members = {}
+    for entry in entries:
+        kind, number = generation_of(entry["name"])
+        if kind:
+            members.setdefault(number, {})[kind] = entry
+    generations = []
+    for number in sorted(members):
+        issuing = members[number].get("issuing")
+        if issuing is None:
+            continue  # a root whose issuing CA is not made yet (trust interrupted half way)
+        root = members[number].get("root") or _above(issuing, entries)[-1]
+        status = ("retired" if issuing["revoked"] else "active" if number == active
+                  else "incoming" if number > active else "retiring")
+        generations.append({"id": number, "state": status,
+                            "issuing_pem": issuing["cert"].public_bytes(Encoding.PEM).decode("ascii"),
+                            "root_pem": root["cert"].public_bytes(Encoding.PEM).decode("ascii")})
+    crls = []
+    for entry in sorted(entries, key=lambda e: (e["name"], e["id"])):
+        if entry["revoked"] or not entry["key_id"]:
+            continue
+        answer = pki.read("%s/issuer/%s/crl" % (pki.mount, entry["id"]),
+                          what="reading the CRL of issuer %s of mount %s" % (entry["name"] or entry["id"], pki.mount))
+        text = ((answer or {}).get("data") or {}).get("crl") or ""
+        row = {"ca": entry["name"] or entry["id"], "next_update": None, "this_update": None, "crl_number": None}
+        if "BEGIN X509 CRL" in text:
+            crl = x509.load_pem_x509_crl(text.encode("ascii"))
+            row.update(this_update=isoformat(crl_last_update(crl)), crl_number=crl_number_of(crl),
+                       next_update=isoformat(crl_next_update(crl)) if crl_next_update(crl) else None)
+        crls.append(row)
+    return {"rotation": {"active": active, "rotation": state.rotation}, "generations": generations, "crls": crls}
 
 
 def report(state, leaves=None):

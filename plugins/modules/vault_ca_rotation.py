@@ -81,6 +81,10 @@ options:
     description: The new issuing issuer's C(leaf_not_after_behavior) - C(truncate) when true, else C(err).
     type: bool
     default: false
+  for_report:
+    description: With O(state=status), return only RV(report_input), what C(fleet.mtls.report) needs.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - fleet.mtls.attributes
   - fleet.mtls.vault
@@ -117,6 +121,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+report_input:
+  description:
+    - With O(state=status) and O(for_report=true), what the C(fleet.mtls.report) playbook takes from the CA, in the
+      shape M(fleet.mtls.ca_rotation) O(fleet.mtls.ca_rotation#module:for_report=true) gives for the local backend -
+      the generations (issuing issuer with its root, active, incoming, retiring or retired), the rotation under way
+      and the CRL state (this and next update, CRL number) of every live issuer the engine holds a key for.
+  returned: when for_report is true
+  type: dict
 rotation:
   description: The rotation under way (C(scope), C(from), C(to), C(phase), C(phase_completed)), V(null) when none is.
   returned: always
@@ -187,7 +199,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleet.mtls.plugins.module_utils.module_common import run_module
 from ansible_collections.fleet.mtls.plugins.module_utils.vault_pki import connect, module_spec
-from ansible_collections.fleet.mtls.plugins.module_utils.vault_rotation import PHASES, Rotator, check_mode_report, report
+from ansible_collections.fleet.mtls.plugins.module_utils.vault_rotation import (
+    PHASES, Rotator, check_mode_report, report, report_input)
 
 
 def act(module):
@@ -200,6 +213,8 @@ def act(module):
                       issuing_validity_days=params["issuing_validity_days"],
                       leaf_not_after_behavior="truncate" if params["truncate_to_issuer"] else "err")
     action = params["state"]
+    if action == "status" and params["for_report"]:
+        return {"changed": False, "report_input": report_input(pki)}
     before = rotator.state()
     if action == "begin":
         rotator.begin(params["scope"])
@@ -229,6 +244,7 @@ def main():
         root_validity_days=dict(type="int", default=3650),
         issuing_validity_days=dict(type="int", default=1095),
         truncate_to_issuer=dict(type="bool", default=False),
+        for_report=dict(type="bool", default=False),
     ))
     spec["required_if"] = [("state", "begin", ("scope",)), ("state", "advance", ("phase",)),
                            ("state", "complete", ("phase",))]

@@ -11,6 +11,7 @@ declared_common_name); fleet.mtls.rotate with nothing due changes nothing.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -73,3 +74,18 @@ def test_revoke_then_rotate_with_the_vault_backend(engine, tmp_path):  # noqa: F
     assert rc == 0, output[-6000:]
     assert recap == dict((host, 0) for host in ("localhost",) + HOSTS), recap
     assert not os.path.exists(tmp_path / "ca")
+
+    # report works unchanged: the engine's issuers are the CA generations, its CRLs are checked.
+    report = tmp_path / "report.json"
+    rc, _recap, output = _run(tmp_path, inventory, "fleet.mtls.report", "-e", "mtls_report_json=%s" % report,
+                              "-e", "mtls_report_html=")
+    assert rc == 0, output[-6000:]
+    with open(report) as handle:
+        found = json.load(handle)
+    assert found["ca"]["generations"] == [{"id": "1", "state": "active"}] and found["ca"]["active_generation"] == 1
+    assert sorted((row["ca"], row["status"]) for row in found["crls"]) == [("issuing-1", "ok"), ("root-1", "ok")]
+    assert found["crls"][0]["crl_number"] is not None
+    leaves = [row for row in found["certificates"] if row["host"] in HOSTS]
+    assert leaves and all(row["issuer_generation"] == "1" for row in leaves), leaves
+    # The revoked certificate the host still holds is the one finding.
+    assert found["problems"] == ["app1.fleet.test api: revoked (listed in the host's CRL)"], found["problems"]
