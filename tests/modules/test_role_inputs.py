@@ -45,9 +45,11 @@ CASES = [
     ("nginx site serves two things", "nginx", {"mtls_nginx_sites": _site(root="/srv")}, ["mutually exclusive", "root", "return"]),
     ("nginx site serves nothing", "nginx", {"mtls_nginx_sites": _site(**{"return": None})},
      ['site "api"', "exactly one of proxy_pass, root or return", "none"]),
-    ("nginx location without path", "nginx", {"mtls_nginx_sites": _location(root="/srv")}, ["path", "locations"]),
+    # The mode decides what a location needs (managed: a path; snippets: a name), so Python checks it.
+    ("nginx location without path", "nginx", {"mtls_nginx_sites": _location(root="/srv")},
+     ['site "api"', "every location needs a path", "/srv"]),
     ("nginx location serves nothing", "nginx", {"mtls_nginx_sites": _location(path="/")},
-     ["one of the following is required", "proxy_pass", "locations"]),
+     ['site "api" location "/"', "exactly one of proxy_pass, root or return", "none"]),
     ("nginx location serves two things", "nginx", {"mtls_nginx_sites": _location(path="/", root="/srv", proxy_pass="http://x")},
      ["mutually exclusive", "proxy_pass", "root"]),
     ("nginx allow_cn with a DN", "nginx", {"mtls_nginx_sites": _site(allow_cn=["CN=app,O=Example"])},
