@@ -12,6 +12,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils.consumers import consum
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.host_layout import HostLayout
 from ansible_collections.fleet.mtls.plugins.module_utils.loaded_state import RECORDS_DIR, record_path, service_records
+from ansible_collections.fleet.mtls.plugins.module_utils.rotation import phases_to_run
 
 CA_GROUP = "mtls_ca"
 CA_HOLDER_FALLBACK = "localhost"
@@ -80,7 +81,15 @@ def due_hosts(hosts, hostvars, status="mtls_identity_status"):
     return due
 
 
+def rotate_ca_plan(remaining, asked="all", under_way=True, check_mode=False):
+    """The phases this rotate_ca run goes through (rotation.phases_to_run)."""
+    try:
+        return phases_to_run(remaining or [], asked, under_way, check_mode)
+    except MtlsError as exc:
+        raise AnsibleFilterError("fleet.mtls.rotate_ca_plan: %s" % exc.message)
+
+
 class FilterModule(object):
     def filters(self):
         return {"ca_holder": ca_holder, "identity_files": identity_files, "loaded_state_file": loaded_state_file,
-                "loaded_state_files": loaded_state_files, "due_hosts": due_hosts}
+                "loaded_state_files": loaded_state_files, "due_hosts": due_hosts, "rotate_ca_plan": rotate_ca_plan}

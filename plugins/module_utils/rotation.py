@@ -405,6 +405,18 @@ def advance(state, blocking_leaves=(), now=None):
     return RotationState(data, state.source)
 
 
+def phases_to_run(remaining, asked="all", under_way=True, check_mode=False):
+    """The phases a ``rotate_ca`` run goes through: every ``remaining`` phase for ``asked`` ``all``,
+    else the one asked. In check mode a rotation that is not under way yet is only planned: its
+    ``begin`` was not made, so no phase can be checked against it (each one needs what the one
+    before wrote); a rotation under way has its phases checked."""
+    if asked != "all" and asked not in PHASES:
+        raise MtlsError("mtls_rotate_ca_phase must be all or one of %s, got %r" % (", ".join(PHASES), asked))
+    if check_mode and not under_way:
+        return []
+    return list(remaining) if asked == "all" else [asked]
+
+
 def _require_rotation(state, action):
     if not state.rotation:
         raise MtlsError("cannot %s: no CA rotation is under way (%s)" % (action, state.summary()))

@@ -15,6 +15,8 @@ in request order, the same shape as the local ``certificate`` module's ``certifi
 issuer chain. ``prepare_mount(pki, ...)`` makes a mount ready for a fleet, idempotently.
 ``publication(pki, issuer_ref=None)`` -> the trust bundle (every non-retired issuer), CRL bundle (each
 one's CRL) and signing CA, by the file names of the local CA's publication.
+``credentials_for(purpose, variables)`` -> the ``token`` or AppRole options of ``signing`` or
+``rotation`` from the inventory variables (rotation falls back to the signing credentials).
 
 Signer policy (the same as the local backend, docs/architecture.md): the subject and SANs are the
 request's declaration (``common_name``, else the identity; ``sans``), sent explicitly; the CSR gives
@@ -101,6 +103,40 @@ def connection_spec():
         timeout=dict(type="int", default=30),
         retries=dict(type="int", default=DEFAULT_RETRIES),
     )
+
+
+# The inventory variables of each purpose's credentials, most specific first. A purpose whose own
+# variables are unset uses the next one's (rotation falls back to the signing credentials).
+CREDENTIAL_VARIABLES = {
+    "signing": [("mtls_vault_token", "mtls_vault_role_id", "mtls_vault_secret_id")],
+    "rotation": [("mtls_vault_rotation_token", "mtls_vault_rotation_role_id", "mtls_vault_rotation_secret_id"),
+                 ("mtls_vault_token", "mtls_vault_role_id", "mtls_vault_secret_id")],
+}
+
+
+def credentials_for(purpose, variables):
+    """The connection options (``token``, or ``role_id`` and ``secret_id``) of ``purpose`` from the
+    inventory ``variables``: the first set whose token or AppRole pair is given, a token winning over
+    an AppRole pair of the same set; ``{}`` when none is (the modules then read VAULT_TOKEN/BAO_TOKEN).
+    An AppRole pair with one half missing is an error naming the variable, never a silent fallback."""
+    if purpose not in CREDENTIAL_VARIABLES:
+        raise MtlsError("unknown vault credential purpose %r (expected one of: %s)"
+                        % (purpose, ", ".join(sorted(CREDENTIAL_VARIABLES))))
+    for token_var, role_var, secret_var in CREDENTIAL_VARIABLES[purpose]:
+        token, role_id, secret_id = (_given(variables, name) for name in (token_var, role_var, secret_var))
+        if token:
+            return {"token": token}
+        if role_id and secret_id:
+            return {"role_id": role_id, "secret_id": secret_id}
+        if role_id or secret_id:
+            raise MtlsError("%s is set but %s is not: an AppRole login needs both"
+                            % ((role_var, secret_var) if role_id else (secret_var, role_var)))
+    return {}
+
+
+def _given(variables, name):
+    value = variables.get(name) if hasattr(variables, "get") else None
+    return value if value not in (None, "") else None
 
 
 def roles_spec():

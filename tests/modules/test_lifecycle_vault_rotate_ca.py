@@ -9,7 +9,9 @@ again changes nothing; retire is refused naming
 the hosts while their leaves chain to issuing-1 (the engine step of reissue done, the hosts not yet);
 after reissue every leaf is signed by issuing-2 and verifies (openssl verify -crl_check_all) against
 the host's bundles; after retire the bundles lack issuing-1. Then a second rotation, scope root, with
-phase all (generation 3): only root-3 and issuing-3 remain trusted. Neither token is ever printed.
+phase all (generation 3), with the rotation credentials as an AppRole login
+(mtls_vault_rotation_role_id/_secret_id) and first in check mode (nothing changes in the engine or on
+the hosts): only root-3 and issuing-3 remain trusted. No token or secret ID is ever printed.
 """
 
 from __future__ import annotations
@@ -35,6 +37,22 @@ def rotation_token(engine):  # noqa: F811
     client.sys.create_or_update_policy("fleet-rotation", rotation_policy_hcl())
     return client.auth.token.create(policies=["fleet-rotation"], no_default_policy=True, ttl="1h")["auth"][
         "client_token"]
+
+
+def _rotation_approle(cluster):
+    """role_id and secret_id of an AppRole whose tokens carry exactly the docs' rotation policy."""
+    client = cluster.client()
+    if "approle/" not in client.sys.list_auth_methods()["data"]:
+        client.sys.enable_auth_method("approle")
+    client.auth.approle.create_or_update_approle("fleet-rotation", token_policies=["fleet-rotation"],
+                                                 token_ttl="10m")
+    return (client.auth.approle.read_role_id("fleet-rotation")["data"]["role_id"],
+            client.auth.approle.generate_secret_id("fleet-rotation")["data"]["secret_id"])
+
+
+def _host_files(base):
+    """Every file under the simulated hosts' directories with its content."""
+    return dict((str(path), path.read_bytes()) for path in sorted((base / "hosts").rglob("*")) if path.is_file())
 
 
 def _subjects(path):
@@ -107,7 +125,22 @@ def test_rotate_ca_on_the_engine_phase_by_phase_then_root_with_all(engine, rotat
     _verify_all(tmp_path)
     assert "no CA rotation under way: issuing-2 signs (generation 2)" in output
 
-    # A second rotation (generation 3), scope root, all phases in one run.
+    # A second rotation (generation 3), scope root, with the rotation credentials as an AppRole login
+    # (mtls_vault_rotation_role_id / _secret_id, no rotation token). First in check mode: it plans the
+    # rotation and changes nothing, neither in the engine nor on the hosts.
+    role_id, secret_id = _rotation_approle(cluster)
+    inventory = _inventory(tmp_path, cluster, token, HOSTS, mtls_vault_rotation_role_id=role_id,
+                           mtls_vault_rotation_secret_id=secret_id)
+    issuers_before, files_before = pki.list("pki/issuers"), _host_files(tmp_path)
+    rc, _recap, output = _run(tmp_path, inventory, "fleet.mtls.rotate_ca", "-e", "mtls_rotate_ca_scope=root",
+                              "--check")
+    assert rc == 0, output[-6000:]
+    assert "root rotation from generation 2 to 3, phase trust (check mode: not made); this run: no phase " \
+           "(check mode)" in output, output[-4000:]
+    assert pki.list("pki/issuers") == issuers_before
+    assert _host_files(tmp_path) == files_before
+    assert secret_id not in output
+
     rc, _recap, output = _run(tmp_path, inventory, "fleet.mtls.rotate_ca", "-e", "mtls_rotate_ca_scope=root")
     assert rc == 0, output[-6000:]
     assert "root rotation from generation 2 to 3, phase trust in progress; this run: trust, reissue, retire" in output
@@ -116,4 +149,4 @@ def test_rotate_ca_on_the_engine_phase_by_phase_then_root_with_all(engine, rotat
             {"CN=fleet.mtls root CA G3", "CN=fleet.mtls issuing CA G3"}, host
     assert set(_leaf_issuers(tmp_path).values()) == {"CN=fleet.mtls issuing CA G3"}
     _verify_all(tmp_path)
-    assert token not in output and rotation_token not in output
+    assert token not in output and rotation_token not in output and secret_id not in output

@@ -336,6 +336,18 @@ def test_check_mode_still_announces_what_it_would_issue(fleet):
     assert _changed(before, fleet.snapshot(), ()) == []
 
 
+def test_check_mode_of_a_ca_rotation_plans_it_and_changes_nothing(fleet):
+    """rotate_ca --check on a fleet with no rotation under way: the plan is reported, no phase runs
+    (each needs what the one before wrote), the CA store and every host stay as they were."""
+    fleet.restore()
+    before = fleet.snapshot()
+    rc, output = fleet.run("fleet.mtls.rotate_ca", {"mtls_rotate_ca_scope": "root"}, check=True)
+    assert rc == 0, output[-6000:]
+    assert re.search(r"root rotation from generation 1 to 2.*; this run: no phase \(check mode\)", output), \
+        output[-4000:]
+    assert _changed(before, fleet.snapshot(), ()) == []
+
+
 def test_signing_that_succeeds_installs_and_removes_nothing(fleet):
     """The rescue is only for failures: a new identity is issued and installed on both hosts."""
     fleet.restore()

@@ -69,3 +69,27 @@ def test_due_hosts_keeps_the_order_and_names_a_host_without_an_answer():
     with pytest.raises(AnsibleFilterError, match="expects a list of hosts"):
         due_hosts("a", hostvars)
     assert FilterModule().filters()["due_hosts"] is due_hosts
+
+
+# --- rotate_ca_plan: the phases a rotate_ca run goes through ---------------------------------
+
+@pytest.mark.parametrize("remaining, asked, under_way, check_mode, plan", [
+    (["trust", "reissue", "retire"], "all", False, False, ["trust", "reissue", "retire"]),
+    (["reissue", "retire"], "all", True, False, ["reissue", "retire"]),
+    (["reissue", "retire"], "retire", True, False, ["retire"]),
+    # check mode: a rotation under way has its phases checked ...
+    (["reissue", "retire"], "all", True, True, ["reissue", "retire"]),
+    # ... one this run would begin is only planned (its begin was not made).
+    (["trust", "reissue", "retire"], "all", False, True, []),
+    (["trust", "reissue", "retire"], "trust", False, True, []),
+])
+def test_rotate_ca_plan(remaining, asked, under_way, check_mode, plan):
+    from ansible_collections.fleet.mtls.plugins.filter.fleet import rotate_ca_plan
+    assert rotate_ca_plan(remaining, asked, under_way, check_mode) == plan
+
+
+def test_rotate_ca_plan_names_an_unknown_phase():
+    from ansible_collections.fleet.mtls.plugins.filter.fleet import rotate_ca_plan
+    with pytest.raises(AnsibleFilterError, match="mtls_rotate_ca_phase must be all or one of trust, reissue, "
+                                                 "retire, got 'rekey'"):
+        rotate_ca_plan(["trust"], "rekey")

@@ -156,3 +156,42 @@ def test_role_policy_turns_days_and_minutes_into_role_fields():
         vault_pki.role_policy({"max_validity_days": 0, "backdate_minutes": 5})
     with pytest.raises(MtlsError, match="needs import_ca_path and import_ca_passphrase"):
         vault_pki.import_material(None, "x")
+
+
+# --- credentials_for: which credentials a playbook hands over for each purpose ------------------
+
+def test_rotation_credentials_prefer_the_rotation_token_then_its_approle_then_the_signing_ones():
+    signing = {"mtls_vault_token": "s.sign", "mtls_vault_role_id": "r", "mtls_vault_secret_id": "x"}
+    assert vault_pki.credentials_for("rotation", dict(signing, mtls_vault_rotation_token="s.rot")) == {
+        "token": "s.rot"}
+    assert vault_pki.credentials_for("rotation", dict(signing, mtls_vault_rotation_role_id="rr",
+                                                      mtls_vault_rotation_secret_id="rx")) == {
+        "role_id": "rr", "secret_id": "rx"}
+    assert vault_pki.credentials_for("rotation", signing) == {"token": "s.sign"}
+    assert vault_pki.credentials_for("rotation", {"mtls_vault_role_id": "r", "mtls_vault_secret_id": "x"}) == {
+        "role_id": "r", "secret_id": "x"}
+    assert vault_pki.credentials_for("signing", dict(signing, mtls_vault_rotation_token="s.rot")) == {
+        "token": "s.sign"}
+
+
+def test_no_credential_variable_leaves_the_environment_to_the_modules():
+    assert vault_pki.credentials_for("rotation", {}) == {}
+    assert vault_pki.credentials_for("signing", {"mtls_vault_token": "", "mtls_vault_role_id": None}) == {}
+
+
+@pytest.mark.parametrize("variables, message", [
+    ({"mtls_vault_rotation_role_id": "rr"},
+     "mtls_vault_rotation_role_id is set but mtls_vault_rotation_secret_id is not"),
+    ({"mtls_vault_rotation_secret_id": "rx", "mtls_vault_token": "s.sign"},
+     "mtls_vault_rotation_secret_id is set but mtls_vault_rotation_role_id is not"),
+    ({"mtls_vault_role_id": "r"}, "mtls_vault_role_id is set but mtls_vault_secret_id is not"),
+])
+def test_half_an_approle_pair_names_the_missing_variable(variables, message):
+    with pytest.raises(MtlsError) as caught:
+        vault_pki.credentials_for("rotation", variables)
+    assert message in caught.value.message
+
+
+def test_an_unknown_purpose_is_refused():
+    with pytest.raises(MtlsError, match="unknown vault credential purpose 'admin'"):
+        vault_pki.credentials_for("admin", {})
