@@ -14,4 +14,4 @@ printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedK
 openssl x509 -req -in "other-$user.csr" -CA other-ca.crt -CAkey other-ca.key -CAcreateserial -days 2 \
     -extfile other-ext.cnf -out "other-$user.crt" 2>/dev/null
 chmod 0600 "other-$user.key" other-ca.key
-openssl x509 -noout -subject -issuer -in "other-$user.crt"
+openssl x509 -noout -subject -issuer -nameopt RFC2253 -in "other-$user.crt"
