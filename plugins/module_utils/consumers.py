@@ -30,20 +30,29 @@ import signal
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.host_layout import HostLayout, check_identity_name
 from ansible_collections.fleet.mtls.plugins.module_utils.loaded_state import (
-    RECORDS_DIR, SERVICE_GROUPS, fingerprints, pending_paths, record_loaded)
+    RECORDS_DIR, SERVICE_GROUPS, fingerprints, pending_paths, record_loaded, record_path)
 
 _CONSUMER_NAME = re.compile(r"^[a-z0-9][a-z0-9_.@-]{0,63}$")
 # What changed, in the order actions are taken.
 KINDS = ("identity", "trust_bundle", "crl", "config")
 SERVICE_ACTIONS = ("reload", "restart", "signal")
-_FIELDS = ("name", "identities", "trust_bundle", "crl", "files", "config_files", "validate", "apply")
+_FIELDS = ("name", "role", "identities", "trust_bundle", "crl", "files", "config_files", "validate", "apply")
 _ACTION_FIELDS = ("service", "action", "signal", "pid_file", "command")
-# The roles that keep a record of their own under these names.
+# The service roles register NGINX and Mosquitto as consumers under these names (with ``role``
+# naming them); their record is the role's own (``loaded_state.record_path``).
 RESERVED_NAMES = tuple(service for dummy, service in SERVICE_GROUPS)
 
 
+def role_of(name):
+    """The role whose consumer ``name`` is (``fleet.mtls.nginx``), or None for a user's consumer."""
+    return "fleet.mtls.%s" % name if name in RESERVED_NAMES else None
+
+
 def consumer_record_path(name, records_dir=RECORDS_DIR):
-    """Where the record of what consumer ``name`` last loaded lives (beside NGINX's and Mosquitto's)."""
+    """Where the record of what consumer ``name`` last loaded lives: ``consumer-<name>.json`` beside
+    NGINX's and Mosquitto's, which are the roles' own records (the same file the role's handler writes)."""
+    if role_of(name):
+        return record_path(name)
     return os.path.join(records_dir, "consumer-%s.json" % name)
 
 
@@ -54,7 +63,9 @@ def _name_problem(position, name):
 
 
 def consumer_records(consumers, records_dir=RECORDS_DIR):
-    """{"consumer <name>": record path} of a declaration (names only; ``check_consumers`` checks the rest)."""
+    """{"consumer <name>": record path} of a declaration (names only; ``check_consumers`` checks the rest).
+    The service roles' consumers are left out: their record is the service's, which the host's groups
+    already name (``loaded_state.service_records``)."""
     if not consumers:
         return {}
     if not isinstance(consumers, list):
@@ -64,7 +75,8 @@ def consumer_records(consumers, records_dir=RECORDS_DIR):
         name = entry.get("name") if isinstance(entry, dict) else None
         if _name_problem(position, name):
             raise MtlsError(_name_problem(position, name))
-        records["consumer " + name] = consumer_record_path(name, records_dir)
+        if not role_of(name):
+            records["consumer " + name] = consumer_record_path(name, records_dir)
     return records
 
 
@@ -206,6 +218,17 @@ class Consumer:
                 "apply": dict((kind, action.to_dict()) for kind, action in sorted(self.actions.items()))}
 
 
+def missing_service_consumers(group_names, consumers):
+    """Problems of a maintenance run on a host whose groups put NGINX or Mosquitto on it but whose
+    consumers (declared and recorded) lack the role's: the service would not take up what the run
+    changes. The role registers it when it runs (fleet.mtls.site)."""
+    names = set(entry.get("name") for entry in consumers or [] if isinstance(entry, dict))
+    groups = set(group_names or [])
+    return ["%s is in group %s but %s is not registered as a consumer of its files yet: run fleet.mtls.site "
+            "(or the %s role) once on it, then this playbook again" % (service, group, service, role_of(service))
+            for group, service in SERVICE_GROUPS if group in groups and service not in names]
+
+
 def identity_files(directory, identities):
     """{path: kind} of every file of the host's identities, its trust bundle and its CRL."""
     files = {}
@@ -239,9 +262,11 @@ def check_consumers(consumers, directory, identities, records_dir=RECORDS_DIR):
             continue
         label = "consumer %s" % name
         before = len(problems)
-        if name in RESERVED_NAMES:
-            problems.append("%s: name: %s is the fleet.mtls.%s role's own record; name the consumer otherwise"
-                            % (label, name, name))
+        if entry.get("role") != role_of(name):
+            problems.append("%s: %s" % (label, "name: %s is the %s role's own consumer; name yours otherwise"
+                                        % (name, role_of(name)) if role_of(name) else
+                                        "role: only the fleet.mtls.nginx and fleet.mtls.mosquitto roles register "
+                                        "consumers of their own, got %r" % (entry.get("role"),)))
         if name in seen:
             problems.append("%s: name: declared twice" % label)
         seen.add(name)

@@ -77,18 +77,21 @@ def identity_problems(entries, variable="mtls_identities"):
     return problems
 
 
-def consumer_problems(consumers, mtls_dir, identities):
+def consumer_problems(consumers, mtls_dir, identities, group_names=None):
     """What is wrong with a host's ``mtls_consumers`` (consumers.check_consumers: every problem names the
     consumer and the field), checked before the role changes anything; ``identities``: the host's
-    resolved identity list (or their names)."""
-    from ansible_collections.fleet.mtls.plugins.module_utils.consumers import check_consumers
+    resolved identity list (or their names). With ``group_names`` (a maintenance run, which applies
+    its changes through the consumers only), also a service role's consumer the host lacks."""
+    from ansible_collections.fleet.mtls.plugins.module_utils.consumers import (
+        check_consumers, missing_service_consumers)
     from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
     names = [entry.get("name") if isinstance(entry, dict) else entry for entry in identities or []]
+    problems = missing_service_consumers(group_names, consumers) if group_names is not None else []
     try:
         check_consumers(consumers, str(mtls_dir), names)
     except MtlsError as exc:
-        return list(exc.details.get("problems") or [exc.message])
-    return []
+        problems.extend(exc.details.get("problems") or [exc.message])
+    return problems
 
 
 def _serves(item):

@@ -187,3 +187,46 @@ def test_every_problem_is_reported_at_once_and_duplicates_are_refused(host):
                        {"name": "b", "apply": {"default": {"service": "b"}}}])
     assert caught.value.details["problems"] == ["consumer a: name: declared twice", "consumer b: reads no file: "
                                                 "give identities, trust_bundle, crl, files or config_files"]
+
+
+# --- NGINX and Mosquitto as consumers registered by their roles --------------------------------
+
+def test_a_service_role_registers_its_consumer_under_its_own_record(host):
+    directory = host[0]
+    nginx = {"name": "nginx", "role": "fleet.mtls.nginx",
+             "files": [os.path.join(directory, "certs", "api.chain.pem"), os.path.join(directory, "private", "api.key"),
+                       os.path.join(directory, "trust-bundle.pem"), os.path.join(directory, "crl.pem")],
+             "config_files": ["/etc/nginx/sites-available/fleet-mtls.conf"],
+             "validate": ["/usr/sbin/nginx", "-t", "-q"], "apply": {"default": {"service": "nginx"}}}
+    consumer = checked(host, [nginx])[0]
+    # The role's handler and the consumer keep one record: what either loaded, the other sees.
+    assert consumer.record_path == "/var/lib/fleet-mtls/loaded/nginx.json"
+    assert consumer.kind_of("/etc/nginx/sites-available/fleet-mtls.conf") == "config"
+    assert consumer.kind_of(os.path.join(directory, "crl.pem")) == "crl"
+    # ... and the host's check reports it under the service's name only (service_records), not twice.
+    assert lib.consumer_records([nginx, {"name": "postgresql"}], "/r") == {"consumer postgresql": "/r/consumer-postgresql.json"}
+
+
+@pytest.mark.parametrize("declaration, message", [
+    ({"name": "mosquitto", "crl": True, "apply": {"default": {"service": "x"}}},
+     "consumer mosquitto: name: mosquitto is the fleet.mtls.mosquitto role's own consumer; name yours otherwise"),
+    ({"name": "nginx", "role": "fleet.mtls.mosquitto", "crl": True, "apply": {"default": {"service": "x"}}},
+     "consumer nginx: name: nginx is the fleet.mtls.nginx role's own consumer"),
+    ({"name": "pg", "role": "fleet.mtls.nginx", "crl": True, "apply": {"default": {"service": "x"}}},
+     "consumer pg: role: only the fleet.mtls.nginx and fleet.mtls.mosquitto roles register consumers of their own, "
+     "got 'fleet.mtls.nginx'"),
+])
+def test_only_the_service_roles_own_their_names(host, declaration, message):
+    with pytest.raises(MtlsError) as caught:
+        checked(host, [declaration])
+    assert message in caught.value.message
+
+
+def test_a_maintenance_run_refuses_a_service_host_whose_role_never_registered_it():
+    recorded = [{"name": "nginx", "role": "fleet.mtls.nginx"}, {"name": "postgresql"}]
+    assert lib.missing_service_consumers(["mtls_nginx", "web"], recorded) == []
+    assert lib.missing_service_consumers(["mtls_clients"], []) == []
+    problems = lib.missing_service_consumers(["mtls_nginx", "mtls_mosquitto"], recorded)
+    assert problems == ["mosquitto is in group mtls_mosquitto but mosquitto is not registered as a consumer of its "
+                        "files yet: run fleet.mtls.site (or the fleet.mtls.mosquitto role) once on it, then this "
+                        "playbook again"]
