@@ -120,3 +120,28 @@ def test_a_bad_declaration_fails_before_anything_changes(fleet, field, value, me
     rc, output = fleet.run("fleet.mtls.site", {"mtls_identity_force": True}, inventory=bad)
     assert rc != 0 and message in output, output[-4000:]
     assert h1_files() == before and _applied(fleet.log) == applied
+
+
+def test_a_maintenance_run_refuses_a_service_host_whose_role_never_registered_its_consumer(fleet):
+    """rotate, revoke and rotate_ca reload NGINX and Mosquitto only through the consumer their role
+    registers: a host in mtls_nginx without it (its role never ran here) is refused, naming the host and
+    the role, before its certificate is renewed."""
+    rc, output = fleet.run("fleet.mtls.site", inventory=fleet.consumer_inventory)
+    assert rc == 0, output[-6000:]
+    with open(fleet.consumer_inventory) as handle:
+        inventory = json.load(handle)
+    inventory["all"]["children"]["mtls_nginx"] = {"hosts": {"h2": {}}}
+    path = os.path.join(fleet.base, "nginx-without-consumer.json")
+    with open(path, "w") as handle:
+        json.dump(inventory, handle)
+
+    def h2_files():
+        return dict((name, state) for name, state in fleet.snapshot().items() if name.startswith("hosts/h2/"))
+
+    before = h2_files()
+    rc, output = fleet.run("fleet.mtls.rotate", {"mtls_identity_force": True}, inventory=path)
+    assert rc != 0, output[-6000:]
+    assert ("h2: nginx is in group mtls_nginx but nginx is not registered as a consumer of its files yet: run "
+            "fleet.mtls.site (or the fleet.mtls.nginx role) once on it, then this playbook again") in output, \
+        output[-4000:]
+    assert h2_files() == before
