@@ -263,10 +263,12 @@ def check_consumers(consumers, directory, identities, records_dir=RECORDS_DIR):
         label = "consumer %s" % name
         before = len(problems)
         if entry.get("role") != role_of(name):
-            problems.append("%s: %s" % (label, "name: %s is the %s role's own consumer; name yours otherwise"
-                                        % (name, role_of(name)) if role_of(name) else
-                                        "role: only the fleet.mtls.nginx and fleet.mtls.mosquitto roles register "
-                                        "consumers of their own, got %r" % (entry.get("role"),)))
+            if role_of(name):
+                problems.append("%s: name: %s is the %s role's own consumer; name yours otherwise"
+                                % (label, name, role_of(name)))
+            else:
+                problems.append("%s: role: only the fleet.mtls.nginx and fleet.mtls.mosquitto roles register "
+                                "consumers of their own, got %r" % (label, entry.get("role")))
         if name in seen:
             problems.append("%s: name: declared twice" % label)
         seen.add(name)
