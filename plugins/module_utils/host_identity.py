@@ -32,12 +32,11 @@ from ansible_collections.fleet.mtls.plugins.module_utils.fsutil import (
     remove_created_dirs, remove_stale_temporaries, resolve_gid, resolve_uid, set_file_attributes,
     transient_lock)
 # The CA's SAN rule (a server's DNS/IP common name is added as a SAN): compare with what it issues.
-from ansible_collections.fleet.mtls.plugins.module_utils.issuance import leaf_sans
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import (
     generate_private_key, key_type_of, load_private_key, private_key_mode, same_public_key,
     serialize_private_key, signing_hash)
 from ansible_collections.fleet.mtls.plugins.module_utils.names import (
-    build_subject, common_name_of, san_to_general_name, sans_of, subject_string)
+    build_subject, common_name_of, leaf_sans, san_to_general_name, sans_of, subject_string)
 from ansible_collections.fleet.mtls.plugins.module_utils.host_layout import HostLayout, check_identity_name
 from ansible_collections.fleet.mtls.plugins.module_utils.renewal import Expected, needs_issue, parse_certificate
 from ansible_collections.fleet.mtls.plugins.module_utils.serials import serial_hex

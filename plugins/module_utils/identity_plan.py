@@ -22,8 +22,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
-from ansible_collections.fleet.mtls.plugins.module_utils.issuance import common_name_san
-from ansible_collections.fleet.mtls.plugins.module_utils.names import _is_ip, canonical_san
+from ansible_collections.fleet.mtls.plugins.module_utils.names import _is_ip, canonical_san, common_name_san
 from ansible_collections.fleet.mtls.plugins.module_utils.profiles import profile_named
 
 SERVER_GROUPS = ("mtls_nginx", "mtls_mosquitto")
@@ -150,7 +149,7 @@ def resolve_identity(entry, defaults):
     ``renew_fraction``, ``renew_days``; a missing or None ``renew_days`` means "by fraction only").
     An entry that sets ``renew_days`` but no ``renew_fraction`` renews by days only. The common name
     defaults to the name; a server certificate's common name that is a host name or address is also
-    a SAN (the signer adds it, ``issuance.common_name_san``), so it is put first in ``sans`` unless
+    a SAN (the signer adds it, ``names.common_name_san``), so it is put first in ``sans`` unless
     already there (compared canonically).
     """
     if not isinstance(entry, dict):

@@ -49,7 +49,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils.keys import (
     KEY_TYPES, DEFAULT_KEY_TYPE, check_key_type, generate_private_key, key_type_of, private_key_mode,
     serialize_private_key)
 from ansible_collections.fleet.mtls.plugins.module_utils.names import (
-    build_subject, canonical_san, canonical_sans, check_name_constraints, san_to_general_name, subject_string)
+    build_subject, check_name_constraints, leaf_sans, san_to_general_name, subject_string)
 from ansible_collections.fleet.mtls.plugins.module_utils.profiles import (
     DEFAULT_PROFILE, check_profile, extended_key_usage, leaf_key_usage)
 from ansible_collections.fleet.mtls.plugins.module_utils.host_layout import check_identity_name
@@ -64,7 +64,6 @@ except ImportError:
 
 DEFAULT_VALIDITY_DAYS = 90
 DEFAULT_BACKDATE_MINUTES = 5
-SERVER_PROFILES = ("server", "server_client")
 _HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 # Below this many requests, forking workers costs more than the second core saves.
 PARALLEL_MIN_REQUESTS = 64
@@ -105,39 +104,6 @@ def check_host_name(host):
         raise MtlsError("invalid host %r: use 1-253 letters, digits, '.', '_' or '-', starting with a "
                         "letter or digit" % (host,))
     return host
-
-
-def common_name_san(profile, common_name):
-    """The SAN a certificate's common name also is: for a server profile, a CN that is a DNS name or an
-    IP address as its canonical ``DNS:``/``IP:`` string; else (client profile, no CN, a CN that is
-    neither) None. THE rule, used by the signer (leaf_sans) and the identity role (identity_plan).
-    """
-    if profile not in SERVER_PROFILES or not isinstance(common_name, str) or not common_name:
-        return None
-    try:
-        cn_san = canonical_san(common_name)
-    except MtlsError:
-        return None
-    return cn_san if cn_san.startswith(("DNS:", "IP:")) else None
-
-
-def leaf_sans(profile, common_name, requested_sans):
-    """The SANs a leaf gets: exactly the requested ones, plus the CN for server profiles.
-
-    Never the CSR's: a CSR proves possession of a key, nothing more. The csr module asks the same
-    question before signing, so both must answer it here.
-    """
-    sans = canonical_sans(requested_sans)
-    if profile in SERVER_PROFILES and common_name:
-        cn_san = common_name_san(profile, common_name)
-        if cn_san is None:
-            raise MtlsError("common name %r of a %s certificate is not a DNS name or IP address: clients "
-                            "match servers by SAN, so the CN must be one of them" % (common_name, profile))
-        if cn_san not in sans:
-            sans.append(cn_san)
-    if profile in SERVER_PROFILES and not sans:
-        raise MtlsError("a %s certificate needs at least one subject alternative name" % profile)
-    return sans
 
 
 def _check_validity_days(validity_days):

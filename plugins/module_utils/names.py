@@ -12,6 +12,7 @@ import ipaddress
 import re
 
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
+from ansible_collections.fleet.mtls.plugins.module_utils.profiles import SERVER_PROFILES
 
 try:
     from cryptography import x509
@@ -564,3 +565,36 @@ def check_name_constraints(chain, subject, common_name, sans):
             for general in constraints.excluded_subtrees or []:
                 if isinstance(general, cls) and within(value, general.value):
                     raise MtlsError("%s is excluded by %s (%s)" % (shown, where, _subtree_text(general)))
+
+
+def common_name_san(profile, common_name):
+    """The SAN a certificate's common name also is: for a server profile, a CN that is a DNS name or an
+    IP address as its canonical ``DNS:``/``IP:`` string; else (client profile, no CN, a CN that is
+    neither) None. THE rule, used by the signer (leaf_sans) and the identity role (identity_plan).
+    """
+    if profile not in SERVER_PROFILES or not isinstance(common_name, str) or not common_name:
+        return None
+    try:
+        cn_san = canonical_san(common_name)
+    except MtlsError:
+        return None
+    return cn_san if cn_san.startswith(("DNS:", "IP:")) else None
+
+
+def leaf_sans(profile, common_name, requested_sans):
+    """The SANs a leaf gets: exactly the requested ones, plus the CN for server profiles.
+
+    Never the CSR's: a CSR proves possession of a key, nothing more. The csr module asks the same
+    question before signing, so both must answer it here.
+    """
+    sans = canonical_sans(requested_sans)
+    if profile in SERVER_PROFILES and common_name:
+        cn_san = common_name_san(profile, common_name)
+        if cn_san is None:
+            raise MtlsError("common name %r of a %s certificate is not a DNS name or IP address: clients "
+                            "match servers by SAN, so the CN must be one of them" % (common_name, profile))
+        if cn_san not in sans:
+            sans.append(cn_san)
+    if profile in SERVER_PROFILES and not sans:
+        raise MtlsError("a %s certificate needs at least one subject alternative name" % profile)
+    return sans

@@ -19,6 +19,8 @@ except ImportError:
 
 PROFILES = ("server", "client", "server_client")
 DEFAULT_PROFILE = "server"
+# Profiles whose leaves serve TLS: they carry SANs and their CN among them.
+SERVER_PROFILES = ("server", "server_client")
 
 
 def check_profile(profile):
@@ -30,7 +32,7 @@ def check_profile(profile):
 def extended_key_usage(profile):
     check_profile(profile)
     usages = []
-    if profile in ("server", "server_client"):
+    if profile in SERVER_PROFILES:
         usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
     if profile in ("client", "server_client"):
         usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)

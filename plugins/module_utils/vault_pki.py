@@ -49,11 +49,10 @@ from ansible_collections.fleet.mtls.plugins.module_utils.compat import (
 from ansible_collections.fleet.mtls.plugins.module_utils.crl import crl_number_of
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.issuance import (
-    DEFAULT_VALIDITY_DAYS, REQUEST_TYPES, LeafRequest, check_batch_names, check_host_name, leaf_sans, load_csr,
-    request_label)
+    DEFAULT_VALIDITY_DAYS, REQUEST_TYPES, LeafRequest, check_batch_names, check_host_name, load_csr, request_label)
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import KEY_TYPES, check_key_type, key_type_of
-from ansible_collections.fleet.mtls.plugins.module_utils.names import common_name_of, sans_of, subject_string
-from ansible_collections.fleet.mtls.plugins.module_utils.profiles import DEFAULT_PROFILE, check_profile, profile_of
+from ansible_collections.fleet.mtls.plugins.module_utils.names import common_name_of, leaf_sans, sans_of, subject_string
+from ansible_collections.fleet.mtls.plugins.module_utils.profiles import DEFAULT_PROFILE, SERVER_PROFILES, check_profile, profile_of
 from ansible_collections.fleet.mtls.plugins.module_utils.host_layout import check_identity_name
 
 try:
@@ -480,7 +479,7 @@ def check_role(pki, profile, name, role):
     if role is None:
         raise MtlsError("PKI role %s (profile %s) does not exist on mount %s: prepare the mount first "
                         "(fleet.mtls.vault_pki_mount)" % (name, profile, pki.mount), role=name, mount=pki.mount)
-    want_server = profile in ("server", "server_client")
+    want_server = profile in SERVER_PROFILES
     want_client = profile in ("client", "server_client")
     problems = []
     if role.get("use_csr_sans", True):
@@ -796,7 +795,7 @@ def role_definition(profile, policy=None):
                                                                       ", ".join(sorted(ROLE_POLICY_DEFAULTS))))
     role = dict(policy)
     role.update({
-        "server_flag": profile in ("server", "server_client"),
+        "server_flag": profile in SERVER_PROFILES,
         "client_flag": profile in ("client", "server_client"),
         "code_signing_flag": False, "email_protection_flag": False, "ext_key_usage": [],
         "key_usage": ["DigitalSignature"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.fleet.mtls.plugins.filter.identity import FilterModule
-from ansible_collections.fleet.mtls.plugins.module_utils import identity_plan, issuance
+from ansible_collections.fleet.mtls.plugins.module_utils import identity_plan, names
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 
 DEFAULTS = {"key_type": "ec_p256", "validity_days": 90, "new_key_on_renew": True, "renew_fraction": 0.333,
@@ -120,8 +120,8 @@ def test_a_server_common_name_that_is_a_host_name_or_address_is_the_first_san(co
     assert entry["common_name"] == common_name
     assert entry["sans"] == [san, "DNS:other.example.net"]
     # The same SAN the signer adds: the role asks for exactly what it gets.
-    assert issuance.common_name_san("server", common_name) == san
-    assert set(issuance.leaf_sans("server", common_name, ["DNS:other.example.net"])) == set(entry["sans"])
+    assert names.common_name_san("server", common_name) == san
+    assert set(names.leaf_sans("server", common_name, ["DNS:other.example.net"])) == set(entry["sans"])
 
 
 @pytest.mark.parametrize("profile", ["server", "server_client"])
@@ -133,7 +133,7 @@ def test_a_client_common_name_is_no_san():
     assert resolve(name="app", profile="client")["sans"] == []
     assert resolve(name="app", profile="client", common_name="app.example.net", sans=["URI:spiffe://x/app"])["sans"] \
         == ["URI:spiffe://x/app"]
-    assert issuance.common_name_san("client", "app.example.net") is None
+    assert names.common_name_san("client", "app.example.net") is None
 
 
 @pytest.mark.parametrize("common_name", ["My Service", "svc@example.net", "spiffe://example/x", "a..b"])
@@ -142,7 +142,7 @@ def test_a_common_name_that_is_no_host_name_adds_no_san(common_name):
     assert entry["sans"] == ["DNS:web.example.net"]
     # ... and the signer (and the csr module through it) names the problem.
     with pytest.raises(MtlsError, match="is not a DNS name or IP address"):
-        issuance.leaf_sans("server", common_name, ["DNS:web.example.net"])
+        names.leaf_sans("server", common_name, ["DNS:web.example.net"])
 
 
 def test_an_empty_common_name_is_the_name():
