@@ -33,9 +33,13 @@ order so that comparable runs follow each other:
                path, not a missing file. The script checks that exactly those hosts' certificates
                changed.
 
-Each run: wall time of the whole ansible-playbook process; controller CPU seconds (user + system of
-the process tree, from os.wait4's rusage, which includes every waited-for descendant: forks, module
-runs, signing workers); memory as (a) the largest single process (ru_maxrss) and (b) the peak of the
+Each run: wall time of the whole ansible-playbook process; CPU seconds (user + system of the process
+tree, from os.wait4's rusage, which includes every waited-for descendant: forks, module runs, signing
+workers), split into the module runs' share (host side: the inventory's interpreter is a small
+wrapper, MODULE_PYTHON, that runs the real python as its child and appends the child's rusage to a
+file; on a real fleet this CPU is spent on the hosts) and the controller's share (the rest:
+ansible-playbook, its forks, the connection's shell commands and the wrappers themselves); memory
+as (a) the largest single process (ru_maxrss) and (b) the peak of the
 whole tree's proportional set size (PSS, /proc/<pid>/smaps_rollup of every process in the run's
 session, sampled every 0.5 s; the table reports this one); the PLAY RECAP totals; the 1/5/15 minute
 load average before and after. Medians over the rounds; ratios (community.crypto / fleet.mtls) are
@@ -109,7 +113,8 @@ RATIOS = (
     ("nothing to do: community.crypto rerun / fleet.mtls.site", "cc_rerun", "site_noop"),
     ("nothing to do: community.crypto rerun / fleet.mtls.rotate", "cc_rerun", "rotate_noop"),
 )
-METRICS = ("wall_seconds", "cpu_seconds", "peak_tree_pss_mb", "max_single_rss_mb")
+METRICS = ("wall_seconds", "cpu_seconds", "controller_cpu_seconds", "module_cpu_seconds", "module_runs",
+           "peak_tree_pss_mb", "max_single_rss_mb")
 PLOT_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
 RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
                    r"\s+failed=(?P<failed>\d+)\s+skipped=(?P<skipped>\d+)\s+rescued=(?P<rescued>\d+)"
@@ -156,6 +161,43 @@ def due_hosts(names):
 def host_dirs(base, name):
     return {"mtls_dir": os.path.join(base, "hosts", name, "mtls"),
             "bench_cc_dir": os.path.join(base, "hosts", name, "cc")}
+
+
+# The inventory's interpreter: runs the real one as a child and records the child's CPU, so a run's CPU
+# splits into the module runs' (host side) and the controller's. Isolated (-I -S): the wrapper's own
+# start-up is about 10 ms and is counted on the controller's side.
+MODULE_PYTHON = """#!{python} -IS
+import os
+import sys
+pid = os.fork()
+if pid == 0:
+    os.execv({python!r}, [{python!r}] + sys.argv[1:])
+dummy, status, usage = os.wait4(pid, 0)
+record = os.open({log!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+os.write(record, ("%.6f %.6f\\n" % (usage.ru_utime, usage.ru_stime)).encode())
+os.close(record)
+sys.exit(os.waitstatus_to_exitcode(status) & 0xFF)
+"""
+
+
+def write_module_python(base, python):
+    """The wrapper interpreter for a fleet in ``base``; returns (its path, the file it records to)."""
+    path, log = os.path.join(base, "module-python"), os.path.join(base, "module-cpu.log")
+    with open(path, "w") as handle:
+        handle.write(MODULE_PYTHON.format(python=python, log=log))
+    os.chmod(path, 0o755)
+    return path, log
+
+
+def module_cpu(log):
+    """(runs, CPU seconds) recorded by the wrapper since the file was last removed."""
+    runs, seconds = 0, 0.0
+    if os.path.exists(log):
+        with open(log) as handle:
+            for line in handle:
+                user, system = line.split()
+                runs, seconds = runs + 1, seconds + float(user) + float(system)
+    return runs, seconds
 
 
 def build_inventory(base, count, python, due=()):
@@ -252,7 +294,8 @@ def summarise(rounds):
                 entry["reason"] = bad[0]["reason"]
             for metric in METRICS:
                 entry[metric] = median([run.get(metric) for run in done])
-            entry["cpu_seconds_per_host"] = None if entry["cpu_seconds"] is None else entry["cpu_seconds"] / size
+            for metric in ("cpu_seconds", "controller_cpu_seconds", "module_cpu_seconds", "module_runs"):
+                entry[metric + "_per_host"] = None if entry[metric] is None else entry[metric] / size
             entry["wall_seconds_per_host"] = None if entry["wall_seconds"] is None else entry["wall_seconds"] / size
             result[size][kind] = entry
     return result
@@ -383,10 +426,15 @@ def markdown_table(summary, forks):
     lines = [head, "|---|" + "---|" * len(sizes)]
     for kind, label in RUN_KINDS:
         lines.append("| %s | %s |" % (label, " | ".join(_cell(summary[size].get(kind)) for size in sizes)))
-    for kind in ("site_noop", "rotate_noop"):
-        lines.append("| %s: CPU s per host | %s |" % (LABELS[kind], " | ".join(
-            "%.2f" % summary[size][kind]["cpu_seconds_per_host"]
-            if summary[size].get(kind, {}).get("cpu_seconds_per_host") is not None else "–" for size in sizes)))
+    per_host = (("cpu_seconds_per_host", "CPU s per host", "%.2f"),
+                ("controller_cpu_seconds_per_host", "controller CPU s per host", "%.2f"),
+                ("module_cpu_seconds_per_host", "module-run CPU s per host (host side)", "%.2f"),
+                ("module_runs_per_host", "module runs per host", "%.1f"))
+    for kind in ("site_noop", "cc_rerun", "rotate_noop"):
+        for metric, what, form in per_host:
+            lines.append("| %s: %s | %s |" % (LABELS[kind], what, " | ".join(
+                form % summary[size][kind][metric] if summary[size].get(kind, {}).get(metric) is not None else "–"
+                for size in sizes)))
     table = ratios(summary)
     cpu_table = ratios(summary, "cpu_seconds")
     for label, dummy, dummy2 in RATIOS:
@@ -521,9 +569,9 @@ class Fleet:
         self.size, self.forks, self.env, self.max_seconds = size, forks, env, max_seconds
         self.names = host_names(size)
         self.due = due_hosts(self.names)
-        self.inventory = self._write("inventory.json", build_inventory(self.base, size, sys.executable))
-        self.inventory_due = self._write("inventory-due.json",
-                                         build_inventory(self.base, size, sys.executable, set(self.due)))
+        python, self.module_log = write_module_python(self.base, sys.executable)
+        self.inventory = self._write("inventory.json", build_inventory(self.base, size, python))
+        self.inventory_due = self._write("inventory-due.json", build_inventory(self.base, size, python, set(self.due)))
         self.cc_play = self._write("cc.json", cc_playbook(helpers.PASS))
         os.makedirs(os.path.join(self.base, "cc-ca"))
         helpers.fresh_pki(os.path.join(self.base, "cc-ca"))
@@ -548,8 +596,12 @@ class Fleet:
                     "rotate_due": "fleet.mtls.rotate"}.get(kind, self.cc_play)
         inventory = self.inventory_due if kind == "rotate_due" else self.inventory
         before = cert_digests(self.certs(kind))
+        if os.path.exists(self.module_log):
+            os.remove(self.module_log)
         run = run_measured([os.path.join(BIN, "ansible-playbook"), "-i", inventory, "-f", str(self.forks), playbook],
                            self.env, self.base, os.path.join(self.base, kind + ".log"), self.max_seconds)
+        run["module_runs"], run["module_cpu_seconds"] = module_cpu(self.module_log)
+        run["controller_cpu_seconds"] = run["cpu_seconds"] - run["module_cpu_seconds"]
         changed = changed_hosts(before, cert_digests(self.certs(kind)))
         expected = {"site_first": self.names, "cc_first": self.names, "rotate_due": self.due}.get(kind, [])
         run["hosts_whose_certificate_changed"] = len(changed)

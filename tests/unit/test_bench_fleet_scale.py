@@ -207,3 +207,27 @@ def test_markdown_table_has_a_row_per_run_kind_and_marks_runs_not_done(bench):
     assert "10 s" in site and "skipped (predicted 2000 s > --max-seconds 1200)" in site
     assert "not run" in next(line for line in lines if line.startswith("| fleet.mtls.rotate, nothing to do |"))
     assert "2.50×" in next(line for line in lines if line.startswith("| ratio first run"))
+
+
+def test_module_python_runs_the_real_interpreter_and_records_its_cpu(bench, tmp_path):
+    import subprocess
+    import sys
+    python, log = bench.write_module_python(str(tmp_path), sys.executable)
+    assert bench.module_cpu(log) == (0, 0.0)
+    # Burns some CPU in the child, reads stdin and answers on stdout, exits non-zero: all pass through.
+    program = "import sys; sum(i * i for i in range(2_000_000)); print(sys.stdin.read().upper()); sys.exit(3)"
+    done = subprocess.run([python, "-c", program], input="module args", capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert (done.returncode, done.stdout.strip()) == (3, "MODULE ARGS")
+    subprocess.run([python, "-c", "pass"], check=True, timeout=60)
+    runs, seconds = bench.module_cpu(log)
+    assert runs == 2 and seconds > 0.05
+
+
+def test_summary_splits_cpu_into_controller_and_module_runs_per_host(bench):
+    measured = dict(run(10.0, cpu=30.0), controller_cpu_seconds=10.0, module_cpu_seconds=20.0, module_runs=40)
+    entry = bench.summarise([{20: {"rotate_noop": measured}}])[20]["rotate_noop"]
+    assert entry["controller_cpu_seconds_per_host"] == 0.5 and entry["module_cpu_seconds_per_host"] == 1.0
+    assert entry["module_runs_per_host"] == 2.0
+    table = bench.markdown_table(bench.summarise([{20: {"rotate_noop": measured}}]), {20: 20})
+    assert "| fleet.mtls.rotate, nothing to do: controller CPU s per host | 0.50 |" in table
