@@ -11,7 +11,7 @@ __metaclass__ = type
 from ansible.errors import AnsibleFilterError
 from ansible_collections.fleet.mtls.plugins.module_utils import identity_plan
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
-from ansible_collections.fleet.mtls.plugins.module_utils.manifest import with_recorded
+from ansible_collections.fleet.mtls.plugins.module_utils.manifest import records_change, with_recorded
 
 
 def _results(host_vars, name):
@@ -43,6 +43,14 @@ def identity_common_name(hostvars, host, identity, recorded=None):
         raise AnsibleFilterError("fleet.mtls.identity_common_name: %s" % exc.message)
 
 
+def manifest_outdated(manifest, identities, consumers):
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("identities"), list) \
+            or not isinstance(manifest.get("consumers"), list):
+        raise AnsibleFilterError("fleet.mtls.manifest_outdated: the input must be a manifest as fleet.mtls.manifest "
+                                 "reads it (identities and consumers lists)")
+    return records_change(manifest, identities or [], consumers or [])
+
+
 def identity_declared_names(hostvars, host):
     try:
         return identity_plan.declared_identity_names(hostvars, host)
@@ -66,4 +74,5 @@ class FilterModule(object):
             "identity_changes": identity_plan.install_changes,
             "identity_changed": identity_plan.any_change,
             "with_recorded": with_recorded,
+            "manifest_outdated": manifest_outdated,
         }

@@ -108,6 +108,12 @@ def write_manifest(directory, manifest, check_mode=False):
     return True
 
 
+def records_change(manifest, identities=(), consumers=()):
+    """Whether recording ``identities`` and ``consumers`` would change ``manifest`` (as read from the
+    host): the manifest module's own comparison, made before its call so a converged host needs none."""
+    return render(merged(manifest, identities, consumers)) != render(manifest)
+
+
 def with_recorded(declared, recorded):
     """The identities (or consumers) a run acts on: every declared entry, then every recorded one whose
     name is not declared."""

@@ -189,3 +189,25 @@ def test_default_sans_from_facts_read_on_the_host_match_what_setup_gave(fleet, c
     assert recap(output) == {"ca": 0, "h1": 0, "h2": 0}, output[-3000:]
     lines = calls()
     assert [module_calls(lines, host) for host in HOSTS] == [["ansible.builtin.setup", "fleet.mtls.host_status"]] * 2
+
+
+def test_a_converged_site_records_no_manifest_and_a_changed_declaration_is_recorded(fleet, calls):
+    manifest = os.path.join(fleet.host_dir("h1"), "manifest.json")
+    rc, output = fleet.run("fleet.mtls.site")
+    assert rc == 0, output[-6000:]
+    lines = calls()
+    # The read at the start only: what would be recorded is what the host already holds.
+    assert [module_calls(lines, host).count("fleet.mtls.manifest") for host in HOSTS] == [1, 1], lines
+    assert set(recap(output).values()) == {0}, output[-3000:]
+    with open(manifest) as handle:
+        recorded = json.load(handle)
+    assert [entry.get("renew_days") for entry in recorded["identities"]] == [None]
+
+    inventory = inventory_with(fleet, "renew-days.json", {"h1": {"mtls_identity_renew_days": 20}})
+    rc, output = fleet.run("fleet.mtls.site", inventory=inventory)
+    assert rc == 0, output[-6000:]
+    lines = calls()
+    assert module_calls(lines, "h1").count("fleet.mtls.manifest") == 2, lines
+    assert module_calls(lines, "h2").count("fleet.mtls.manifest") == 1, lines
+    with open(manifest) as handle:
+        assert [entry.get("renew_days") for entry in json.load(handle)["identities"]] == [20]

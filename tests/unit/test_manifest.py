@@ -33,6 +33,26 @@ def test_a_missing_manifest_is_empty_and_recording_merges_by_name(tmp_path):
     assert second["consumers"] == [CONSUMER]
 
 
+def test_records_change_agrees_with_what_the_manifest_module_would_write(tmp_path):
+    from ansible.errors import AnsibleFilterError
+    from ansible_collections.fleet.mtls.plugins.filter.identity import FilterModule
+    outdated = FilterModule().filters()["manifest_outdated"]
+    directory = str(tmp_path)
+    cases = [([APP], [CONSUMER]), ([APP], [CONSUMER]), ([dict(APP, mode="0640")], [CONSUMER]),
+             ([APP], []),  # a consumer recorded before and not declared now stays: no change
+             ([dict(APP, name="web", profile="server")], [dict(CONSUMER, reload_signal="HUP")])]
+    for identities, consumers in cases:
+        read = lib.read_manifest(directory)
+        predicted = outdated(read, identities, consumers)
+        assert predicted is lib.records_change(read, identities, consumers)
+        assert predicted is lib.write_manifest(directory, lib.merged(read, identities, consumers))
+    # The same entries again: the second of the pair above, and the run after the last one.
+    assert [outdated(lib.empty_manifest(), [APP], [])] == [True]
+    assert outdated(lib.read_manifest(directory), [dict(APP, name="web", profile="server")], []) is False
+    with pytest.raises(AnsibleFilterError, match="must be a manifest"):
+        outdated({"identities": "app"}, [APP], [])
+
+
 def test_a_run_acts_on_the_declared_entries_then_the_recorded_ones(tmp_path):
     declared = [dict(APP, name="web")]
     recorded = [dict(APP, name="web", profile="server"), APP]
