@@ -3,6 +3,11 @@
 # hosts, tests/modules/test_site_local.py) on the oldest ansible-core meta/runtime.yml claims,
 # in a virtualenv of its own made from requirements-compat.txt (.build/venv-core216).
 #   compat.sh [pytest arguments for the module layer, e.g. -k site]
+# Without arguments the module layer leaves out the OpenBao module tests but one file: the vault
+# modules talk to the engine through hvac, not through anything ansible-core provides, so the
+# default layer's run of them proves them; test_identity_vault.py (the identity role and site
+# signing through OpenBao) stays, for the action and role glue on the old core. That keeps the
+# OpenBao tests' share of make test small (docs/vault.md, "What the OpenBao tests cost").
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -21,4 +26,5 @@ core=$(python -c 'from ansible.release import __version__; print(__version__)')
 log "ansible-core $core (oldest claimed: >=$claimed) in $MTLS_VENV"
 
 "$REPO_ROOT/tools/pytest.sh" tests/unit -n 2
+(($#)) || set -- -k "not vault or identity_vault"
 "$REPO_ROOT/tools/pytest.sh" tests/modules -n 2 "$@"

@@ -26,7 +26,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from conftest import _ansible_playbook, _collections_path
 from vault_helpers import connection, signing_policy_hcl, stored_serials
 
-MOUNT = "pki"
+# This file's mount on the session's shared server; test_lifecycle_vault*.py use the engine fixture
+# below with mounts of their own (their MOUNT).
+MOUNT = "pki-identity"
 POLICY = {"allowed_domains": ["fleet.test"], "allow_ip_sans": True}
 HOSTS = ("app1.fleet.test", "app2.fleet.test", "app3.fleet.test")
 # (host, identity, profile, common name, DNS names, IPs) as the inventory declares them.
@@ -40,24 +42,27 @@ EXPECTED = [
 
 
 @pytest.fixture(scope="module")
-def engine(openbao_server, tmp_path_factory):
-    """The server with the mount prepared by fleet.mtls.vault_pki_mount, and two tokens: the docs'
-    signing policy, and one that may read but not sign."""
+def engine(openbao_server, tmp_path_factory, request):
+    """The shared server with the test module's mount (its MOUNT) prepared by fleet.mtls.vault_pki_mount,
+    and two tokens: the docs' signing policy, and one that may read but not sign."""
     from conftest import _run_play  # pylint: disable=import-outside-toplevel
+    mount = request.module.MOUNT
     work = tmp_path_factory.mktemp("prepare")
-    results, output = _run_play(work / "prepare.yml", [("vault_pki_mount", dict(
-        connection(openbao_server, mount=MOUNT), policy=POLICY))], False, False, None, str(work))
+    results, _output = _run_play(work / "prepare.yml", [("vault_pki_mount", dict(
+        connection(openbao_server, mount=mount), policy=POLICY))], False, False, None, str(work))
     assert not results[0].get("failed"), results[0].get("msg")
+    assert results[0]["changed"], "mount %s was already prepared: another test file uses it" % mount
     client = openbao_server.client()
-    client.sys.create_or_update_policy("fleet-signing", signing_policy_hcl())
-    no_sign = "\n".join(line for line in signing_policy_hcl().splitlines() if "/sign/" not in line)
-    client.sys.create_or_update_policy("fleet-no-sign", no_sign)
-    tokens = {name: client.auth.token.create(policies=[name], ttl="1h")["auth"]["client_token"]
-              for name in ("fleet-signing", "fleet-no-sign")}
+    policy = signing_policy_hcl(mount)
+    no_sign = "\n".join(line for line in policy.splitlines() if "/sign/" not in line)
+    tokens = {}
+    for name, text in (("fleet-signing", policy), ("fleet-no-sign", no_sign)):
+        client.sys.create_or_update_policy("%s-%s" % (mount, name), text)
+        tokens[name] = client.auth.token.create(policies=["%s-%s" % (mount, name)], ttl="1h")["auth"]["client_token"]
     return openbao_server, tokens
 
 
-def _inventory(base, cluster, token, hosts, host_vars=None, **extra):
+def _inventory(base, cluster, token, hosts, host_vars=None, mount=MOUNT, **extra):
     entries = {
         "app1.fleet.test": {"mtls_identities": [
             {"name": "app1", "profile": "client", "sans": ["DNS:app1.fleet.test"]},
@@ -73,7 +78,7 @@ def _inventory(base, cluster, token, hosts, host_vars=None, **extra):
     variables = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
                  "mtls_identity_gather_facts": False, "mtls_ca_backend": "vault",
                  "mtls_vault_url": [cluster.url], "mtls_vault_ca_file": cluster.ca_file,
-                 "mtls_vault_token": token, "mtls_vault_mount": MOUNT,
+                 "mtls_vault_token": token, "mtls_vault_mount": mount,
                  # A local CA directory that must stay untouched: the engine signs, no index.json.
                  "mtls_ca_dir": str(base / "ca")}
     variables.update(extra)
@@ -192,7 +197,7 @@ def test_a_refused_token_fails_the_run_and_leaves_no_staged_key(engine, tmp_path
     # A token the engine accepts but whose policy does not allow signing: keys are made, then removed.
     rc, _recap, output = _run(tmp_path, _inventory(tmp_path, cluster, tokens["fleet-no-sign"], fresh))
     assert rc != 0
-    assert "Signing through pki on localhost failed for 3 request(s)" in output, output[-4000:]
+    assert "Signing through %s on localhost failed for 3 request(s)" % MOUNT in output, output[-4000:]
     assert "app1.fleet.test/app1" in output and "permission denied" in output
     assert tokens["fleet-no-sign"] not in output
     for host in fresh:

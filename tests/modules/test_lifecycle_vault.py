@@ -21,6 +21,7 @@ from test_identity_vault import _inventory, _run, engine  # noqa: F401  pylint: 
 from vault_helpers import stored_serials
 
 HOSTS = ("app1.fleet.test", "app2.fleet.test")
+MOUNT = "pki-lifecycle"  # this file's mount on the session's shared server (the engine fixture's)
 
 
 def _crl_serials(path):
@@ -34,7 +35,7 @@ def _crl_serials(path):
 def test_revoke_then_rotate_with_the_vault_backend(engine, tmp_path):  # noqa: F811
     cluster, tokens = engine
     token = tokens["fleet-signing"]
-    inventory = _inventory(tmp_path, cluster, token, HOSTS)
+    inventory = _inventory(tmp_path, cluster, token, HOSTS, mount=MOUNT)
     rc, _recap, output = _run(tmp_path, inventory, "fleet.mtls.site", "-e", "mtls_site_verify=false")
     assert rc == 0, output[-6000:]
     app1 = tmp_path / "hosts" / "app1.fleet.test"
@@ -54,10 +55,10 @@ def test_revoke_then_rotate_with_the_vault_backend(engine, tmp_path):  # noqa: F
         serials = _crl_serials(tmp_path / "hosts" / host / "crl.pem")
         assert api.serial_number in serials and kept not in serials, host
     client = cluster.client()
-    stored = [serial for serial in stored_serials(client, "pki")
+    stored = [serial for serial in stored_serials(client, MOUNT)
               if int(serial.replace(":", ""), 16) == api.serial_number]
     assert len(stored) == 1, stored
-    assert client.read("pki/cert/%s" % stored[0])["data"]["revocation_time"] > 0
+    assert client.read("%s/cert/%s" % (MOUNT, stored[0]))["data"]["revocation_time"] > 0
 
     rc, recap, output = _run(tmp_path, inventory, "fleet.mtls.revoke", *revoke)
     assert rc == 0, output[-6000:]

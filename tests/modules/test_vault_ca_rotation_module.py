@@ -17,6 +17,9 @@ from cryptography import x509
 from conftest import import_library
 from vault_helpers import DOMAIN_POLICY, connection, make_csr, rotation_policy_hcl
 
+# This file's mounts and policies on the session's shared server (conftest.openbao_server).
+MOUNT = "pki-rotation"
+IMPORT_MOUNT = "pki-rotation-import"
 ROOT_PASS = "Root-Secret-Passphrase-7"
 ISSUING_PASS = "Issuing-Secret-Passphrase-9"
 
@@ -24,24 +27,26 @@ ISSUING_PASS = "Issuing-Secret-Passphrase-9"
 @pytest.fixture(scope="module")
 def bao(openbao_server):
     vault_pki = import_library("vault_pki")
-    pki = vault_pki.VaultPKI(openbao_server.url, token=openbao_server.root_token, ca_file=openbao_server.ca_file)
+    pki = vault_pki.VaultPKI(openbao_server.url, token=openbao_server.root_token, ca_file=openbao_server.ca_file,
+                             mount=MOUNT)
     vault_pki.prepare_mount(pki, role_policy=DOMAIN_POLICY)
     client = openbao_server.client()
-    client.sys.create_or_update_policy("fleet-rotation", rotation_policy_hcl())
-    no_root = "\n".join(line for line in rotation_policy_hcl().splitlines() if "root/generate" not in line)
-    client.sys.create_or_update_policy("fleet-rotation-no-root", no_root)
-    tokens = dict((name, client.auth.token.create(policies=[name], no_default_policy=True, ttl="1h")["auth"]
-                   ["client_token"]) for name in ("fleet-rotation", "fleet-rotation-no-root"))
+    client.sys.create_or_update_policy("rotation-module", rotation_policy_hcl(MOUNT))
+    no_root = "\n".join(line for line in rotation_policy_hcl(MOUNT).splitlines() if "root/generate" not in line)
+    client.sys.create_or_update_policy("rotation-module-no-root", no_root)
+    tokens = dict((name, client.auth.token.create(policies=["rotation-module" + suffix], no_default_policy=True,
+                                                  ttl="1h")["auth"]["client_token"])
+                  for name, suffix in (("fleet-rotation", ""), ("fleet-rotation-no-root", "-no-root")))
     return openbao_server, tokens
 
 
-def rotate(ansible_module, cluster, token, check=False, mount="pki", **options):
+def rotate(ansible_module, cluster, token, check=False, mount=MOUNT, **options):
     args = connection(cluster, token=token, mount=mount)
     args.update(options)
     return ansible_module("vault_ca_rotation", args, check=check)
 
 
-def issuers(cluster, mount="pki"):
+def issuers(cluster, mount=MOUNT):
     client = cluster.client()
     result = {}
     for issuer_id in client.list("%s/issuers" % mount)["data"]["keys"]:
@@ -51,14 +56,14 @@ def issuers(cluster, mount="pki"):
     return result, default
 
 
-def published(ansible_module, cluster, mount="pki", **extra):
+def published(ansible_module, cluster, mount=MOUNT, **extra):
     run = ansible_module("vault_ca_publication", dict(connection(cluster, mount=mount), **extra))
     assert not run.get("failed"), run.get("msg")
     bundle = run["publication"]["trust-bundle.pem"]
     return set(cert.subject.rfc4514_string() for cert in x509.load_pem_x509_certificates(bundle.encode())), run
 
 
-def sign_leaf(ansible_module, cluster, mount="pki"):
+def sign_leaf(ansible_module, cluster, mount=MOUNT):
     run = ansible_module("vault_certificate", dict(connection(cluster, mount=mount), requests=[
         {"identity": "web", "host": "web1", "csr": make_csr(), "common_name": "web1.example.com"}]))
     assert not run.get("failed"), run.get("msg")
@@ -126,7 +131,7 @@ def test_issuing_then_root_rotation_phase_by_phase(ansible_module, bao):
     dry = _ok(rotate(ansible_module, cluster, token, check=True, state="advance", phase="retire", leaves=[new_leaf]))
     assert dry["changed"] is True and not issuers(cluster)[0]["issuing-1"]["revoked"]
     retired = _ok(rotate(ansible_module, cluster, token, state="advance", phase="retire", leaves=[new_leaf]))
-    assert retired["changes"] == ["revoke issuer issuing-1", "rebuild the CRLs of mount pki"]
+    assert retired["changes"] == ["revoke issuer issuing-1", "rebuild the CRLs of mount %s" % MOUNT]
     assert retired["rotation"] is None and retired["remaining_phases"] == []
     subjects, _run = published(ansible_module, cluster)
     assert subjects == {"CN=fleet.mtls root CA", "CN=fleet.mtls issuing CA G2"}
@@ -142,7 +147,8 @@ def test_issuing_then_root_rotation_phase_by_phase(ansible_module, bao):
     _ok(rotate(ansible_module, cluster, token, state="advance", phase="reissue"))
     leaf3 = sign_leaf(ansible_module, cluster)
     retired = _ok(rotate(ansible_module, cluster, token, state="advance", phase="retire", leaves=[leaf3]))
-    assert retired["changes"] == ["revoke issuer issuing-2", "revoke issuer root-1", "rebuild the CRLs of mount pki"]
+    assert retired["changes"] == ["revoke issuer issuing-2", "revoke issuer root-1",
+                                  "rebuild the CRLs of mount %s" % MOUNT]
     assert retired["summary"] == "no CA rotation under way: issuing-3 signs (generation 3)"
     subjects, _run = published(ansible_module, cluster)
     assert subjects == {"CN=fleet.mtls root CA G3", "CN=fleet.mtls issuing CA G3"}
@@ -155,33 +161,33 @@ def test_imported_mount_rotates_with_scope_root_only(ansible_module, bao, tmp_pa
     root_dir, issuing_dir = str(tmp_path / "root-1"), str(tmp_path / "issuing-1")
     ca_store.create_root(root_dir, ROOT_PASS, common_name="local root")
     ca_store.create_intermediate(issuing_dir, ISSUING_PASS, root_dir, ROOT_PASS, common_name="local issuing")
-    pki = vault_pki.VaultPKI(cluster.url, token=cluster.root_token, ca_file=cluster.ca_file, mount="pki-import")
+    pki = vault_pki.VaultPKI(cluster.url, token=cluster.root_token, ca_file=cluster.ca_file, mount=IMPORT_MOUNT)
     key_pem, chain = vault_pki.import_material(issuing_dir, ISSUING_PASS)
     vault_pki.prepare_mount(pki, role_policy=DOMAIN_POLICY, ca_source="import", import_key_pem=key_pem,
                             import_chain=chain)
     token = cluster.root_token
-    refused = rotate(ansible_module, cluster, token, mount="pki-import", state="begin", scope="issuing")
+    refused = rotate(ansible_module, cluster, token, mount=IMPORT_MOUNT, state="begin", scope="issuing")
     assert refused.get("failed")
     assert "holds no key for the root" in refused["msg"] and "rotate with scope root" in refused["msg"]
-    assert "issuing-2" not in issuers(cluster, "pki-import")[0]
+    assert "issuing-2" not in issuers(cluster, IMPORT_MOUNT)[0]
 
-    _ok(rotate(ansible_module, cluster, token, mount="pki-import", state="begin", scope="root"))
-    _ok(rotate(ansible_module, cluster, token, mount="pki-import", state="advance", phase="reissue"))
-    retired = _ok(rotate(ansible_module, cluster, token, mount="pki-import", state="advance", phase="retire",
+    _ok(rotate(ansible_module, cluster, token, mount=IMPORT_MOUNT, state="begin", scope="root"))
+    _ok(rotate(ansible_module, cluster, token, mount=IMPORT_MOUNT, state="advance", phase="reissue"))
+    retired = _ok(rotate(ansible_module, cluster, token, mount=IMPORT_MOUNT, state="advance", phase="retire",
                          leaves=[]))
     assert retired["rotation"] is None and len(retired["changes"]) == 3, retired["changes"]
-    found, _default = issuers(cluster, "pki-import")
+    found, _default = issuers(cluster, IMPORT_MOUNT)
     assert [name for name, data in found.items() if data["revoked"]].__len__() == 2
     # The key-less local root is revoked too, so no local CRL is needed any more.
-    subjects, _run = published(ansible_module, cluster, mount="pki-import")
+    subjects, _run = published(ansible_module, cluster, mount=IMPORT_MOUNT)
     assert subjects == {"CN=fleet.mtls root CA G2", "CN=fleet.mtls issuing CA G2"}
 
 
 def test_token_lacking_a_path_fails_naming_it(ansible_module, bao):
     cluster, tokens = bao
-    run = rotate(ansible_module, cluster, tokens["fleet-rotation-no-root"], mount="pki", state="begin", scope="root")
+    run = rotate(ansible_module, cluster, tokens["fleet-rotation-no-root"], state="begin", scope="root")
     assert run.get("failed")
-    assert "pki/root/generate/internal" in run["msg"] and "permission denied" in run["msg"], run["msg"]
+    assert "%s/root/generate/internal" % MOUNT in run["msg"] and "permission denied" in run["msg"], run["msg"]
     assert tokens["fleet-rotation-no-root"] not in run.output
 
 
@@ -192,7 +198,7 @@ def test_a_root_trust_interrupted_after_the_root_is_resumed(ansible_module, bao)
     assert status["rotation"] is None, status["summary"]
     target = max(int(entry["name"].split("-")[1]) for entry in status["issuers"] if entry["name"]) + 1
     # What the first engine step of begin leaves behind when the run dies right after it.
-    cluster.client().write("pki/root/generate/internal", common_name="half-made root", ttl="87600h",
+    cluster.client().write("%s/root/generate/internal" % MOUNT, common_name="half-made root", ttl="87600h",
                            issuer_name="root-%d" % target, key_name="root-%d" % target, key_type="ec")
     half = _ok(rotate(ansible_module, cluster, token))
     assert half["rotation"] == {"scope": "root", "from": target - 1, "to": target, "phase": "trust",

@@ -11,27 +11,37 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from conftest import import_library, openbao_harness
-from vault_helpers import CSR_NAMES, DOMAIN_POLICY, connection, make_csr, signing_policy_hcl, stored_serials
+from vault_helpers import (CSR_NAMES, DOMAIN_POLICY, connection, enable_approle, make_csr, signing_policy_hcl,
+                           stored_serials)
 
+# This file's mount, policies and AppRole on the session's shared server (conftest.openbao_server).
+MOUNT = "pki-cert"
 RESULT_KEYS = {"identity", "host", "profile", "subject", "sans", "serial", "certificate", "not_before",
                "not_after"}
 
 
+def _prepare(cluster):
+    vault_pki = import_library("vault_pki")
+    pki = vault_pki.VaultPKI(cluster.url, token=cluster.root_token, ca_file=cluster.ca_file, mount=MOUNT)
+    vault_pki.prepare_mount(pki, role_policy=DOMAIN_POLICY)
+    return cluster
+
+
 @pytest.fixture(scope="module")
 def bao(openbao_server):
-    """The module's server with the fleet mount prepared by the library (the mount module has its own tests)."""
-    vault_pki = import_library("vault_pki")
-    pki = vault_pki.VaultPKI(openbao_server.url, token=openbao_server.root_token, ca_file=openbao_server.ca_file)
-    vault_pki.prepare_mount(pki, role_policy=DOMAIN_POLICY)
+    """The shared server with this file's mount prepared by the library (the mount module has its own tests)."""
+    _prepare(openbao_server)
     client = openbao_server.client()
-    client.sys.create_or_update_policy("fleet-signing", signing_policy_hcl())
-    client.sys.create_or_update_policy("read-only", 'path "pki/issuer/+/json" { capabilities = ["read"] }\n'
-                                                    'path "pki/roles/*" { capabilities = ["read"] }\n')
+    client.sys.create_or_update_policy("cert-signing", signing_policy_hcl(MOUNT))
+    client.sys.create_or_update_policy("cert-read-only",
+                                       'path "%s/issuer/+/json" { capabilities = ["read"] }\n'
+                                       'path "%s/roles/*" { capabilities = ["read"] }\n' % (MOUNT, MOUNT))
     return openbao_server
 
 
 def sign(ansible_module, cluster, requests, check=False, diff=False, **options):
-    args = connection(cluster, **options.pop("connection", {}))
+    args = connection(cluster, mount=MOUNT)
+    args.update(options.pop("connection", {}))
     args.update(options)
     args["requests"] = requests
     return ansible_module("vault_certificate", args, check=check, diff=diff)
@@ -95,12 +105,12 @@ def test_signs_a_batch_with_profiles_and_declared_names(ansible_module, bao):
 
 
 def test_check_mode_signs_nothing(ansible_module, bao):
-    before = stored_serials(bao.client())
+    before = stored_serials(bao.client(), MOUNT)
     run = sign(ansible_module, bao, web_requests(), check=True)
     assert not run.get("failed"), run.get("msg")
     assert run["changed"] is True and run["issued"] == 3
     assert all(entry["certificate"] is None and entry["serial"] is None for entry in run["certificates"])
-    assert stored_serials(bao.client()) == before
+    assert stored_serials(bao.client(), MOUNT) == before
 
 
 def test_empty_batch_is_no_change(ansible_module, bao):
@@ -109,7 +119,7 @@ def test_empty_batch_is_no_change(ansible_module, bao):
 
 
 def test_token_with_the_documented_policy_signs(ansible_module, bao):
-    token = bao.client().auth.token.create(policies=["fleet-signing"], no_default_policy=True, ttl="10m")
+    token = bao.client().auth.token.create(policies=["cert-signing"], no_default_policy=True, ttl="10m")
     run = sign(ansible_module, bao, web_requests()[:1], connection={"token": token["auth"]["client_token"]})
     assert not run.get("failed"), run.get("msg")
     assert run["issued"] == 1
@@ -117,24 +127,23 @@ def test_token_with_the_documented_policy_signs(ansible_module, bao):
 
 
 def test_token_without_sign_permission_is_refused_naming_the_request(ansible_module, bao):
-    token = bao.client().auth.token.create(policies=["read-only"], ttl="10m")["auth"]["client_token"]
-    before = stored_serials(bao.client())
+    token = bao.client().auth.token.create(policies=["cert-read-only"], ttl="10m")["auth"]["client_token"]
+    before = stored_serials(bao.client(), MOUNT)
     run = sign(ansible_module, bao, web_requests()[:1], connection={"token": token})
     assert run.get("failed")
     assert "request 1 (identity web on host web1)" in run["msg"]
     assert "permission denied" in run["msg"]
-    assert stored_serials(bao.client()) == before
+    assert stored_serials(bao.client(), MOUNT) == before
     assert token not in run.output
 
 
 def test_approle_login_signs_and_hides_the_secret_id(ansible_module, bao):
     client = bao.client()
-    if "approle/" not in client.sys.list_auth_methods()["data"]:
-        client.sys.enable_auth_method("approle")
-    client.auth.approle.create_or_update_approle("fleet", token_policies=["fleet-signing"], token_ttl="10m")
-    role_id = client.auth.approle.read_role_id("fleet")["data"]["role_id"]
-    secret_id = client.auth.approle.generate_secret_id("fleet")["data"]["secret_id"]
-    args = {"url": [bao.url], "ca_file": bao.ca_file, "role_id": role_id, "secret_id": secret_id,
+    enable_approle(client)
+    client.auth.approle.create_or_update_approle("cert-fleet", token_policies=["cert-signing"], token_ttl="10m")
+    role_id = client.auth.approle.read_role_id("cert-fleet")["data"]["role_id"]
+    secret_id = client.auth.approle.generate_secret_id("cert-fleet")["data"]["secret_id"]
+    args = {"url": [bao.url], "ca_file": bao.ca_file, "mount": MOUNT, "role_id": role_id, "secret_id": secret_id,
             "requests": web_requests()[1:2]}
     run = ansible_module("vault_certificate", args)
     assert not run.get("failed"), run.get("msg")
@@ -145,12 +154,12 @@ def test_approle_login_signs_and_hides_the_secret_id(ansible_module, bao):
 
 
 def _fails_with_nothing_signed(ansible_module, bao, message, requests=None, **options):
-    before = stored_serials(bao.client())
+    before = stored_serials(bao.client(), MOUNT)
     run = sign(ansible_module, bao, requests or web_requests(), **options)
     assert run.get("failed"), run.result
     assert message in run["msg"], run["msg"]
     assert "Traceback" not in run["msg"]
-    assert stored_serials(bao.client()) == before
+    assert stored_serials(bao.client(), MOUNT) == before
     return run
 
 
@@ -159,7 +168,7 @@ def test_wrong_token(ansible_module, bao):
 
 
 def test_expired_token(ansible_module, bao):
-    token = bao.client().auth.token.create(policies=["fleet-signing"], ttl="1s", explicit_max_ttl="1s")
+    token = bao.client().auth.token.create(policies=["cert-signing"], ttl="1s", explicit_max_ttl="1s")
     time.sleep(2.5)
     _fails_with_nothing_signed(ansible_module, bao, "invalid, expired or revoked",
                                connection={"token": token["auth"]["client_token"]})
@@ -212,9 +221,9 @@ def test_truncate_to_issuer_ends_the_leaf_with_its_issuer(ansible_module, bao):
 
 def test_role_taking_names_from_the_csr_is_refused(ansible_module, bao):
     loose = {"allow_any_name": True, "use_csr_sans": True, "server_flag": True, "client_flag": False}
-    bao.client().write_data("pki/roles/loose", data=loose)
-    _fails_with_nothing_signed(ansible_module, bao, "PKI role loose (profile server) on mount pki does not follow "
-                               "the signer policy: use_csr_sans must be false", roles={"server": "loose"})
+    bao.client().write_data("%s/roles/loose" % MOUNT, data=loose)
+    _fails_with_nothing_signed(ansible_module, bao, "PKI role loose (profile server) on mount %s does not follow "
+                               "the signer policy: use_csr_sans must be false" % MOUNT, roles={"server": "loose"})
 
 
 def test_bad_request_fails_before_contacting_the_engine(ansible_module, bao):
@@ -224,14 +233,14 @@ def test_bad_request_fails_before_contacting_the_engine(ansible_module, bao):
                                requests=requests)
 
 
-def test_sealed_server(ansible_module, bao):
-    before = stored_serials(bao.client())
+def test_sealed_server(ansible_module, private_openbao_server):
+    """Sealing is the one case here that takes a server of its own: the shared one stays unsealed."""
+    bao = _prepare(private_openbao_server)
+    before = stored_serials(bao.client(), MOUNT)
     bao.seal()
-    try:
-        run = sign(ansible_module, bao, web_requests(), retries=1)
-    finally:
-        bao.unseal(bao.nodes[0])
-        bao.leader()
+    run = sign(ansible_module, bao, web_requests(), retries=1)
     assert run.get("failed")
     assert "%s is sealed: unseal it" % bao.url in run["msg"], run["msg"]
-    assert stored_serials(bao.client()) == before
+    bao.unseal(bao.nodes[0])
+    bao.leader()
+    assert stored_serials(bao.client(), MOUNT) == before

@@ -91,7 +91,7 @@ def test_the_documented_policy_suffices(engine, openbao_server):
     vault_pki, admin = engine
     serial = _sign(vault_pki, admin, "api1")
     client = openbao_server.client()
-    client.sys.create_or_update_policy("fleet-revoke", signing_policy_hcl().replace('"pki/', '"%s/' % MOUNT))
+    client.sys.create_or_update_policy("fleet-revoke", signing_policy_hcl(MOUNT))
     token = client.auth.token.create(policies=["fleet-revoke"], no_default_policy=True, ttl="10m")
     pki = vault_pki.VaultPKI(openbao_server.url, token=token["auth"]["client_token"], ca_file=openbao_server.ca_file,
                              mount=MOUNT)

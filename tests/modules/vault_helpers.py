@@ -27,13 +27,21 @@ def make_csr(common_name="csr-chosen.example.com", key=None):
     return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
 
 
-def signing_policy_hcl():
-    """The HCL block docs/vault.md ships for the playbooks' token."""
+def _documented_policy(title, mount):
+    """The HCL block docs/vault.md ships under ``title``, its ``pki/`` paths moved to ``mount`` (the
+    test files share one server, each on a mount of its own)."""
     with open(os.path.join(REPO, "docs", "vault.md")) as handle:
         text = handle.read()
-    match = re.search(r"```hcl\n(# fleet.mtls signing token.*?)```", text, re.S)
-    assert match, "docs/vault.md has no signing-token policy block"
-    return match.group(1)
+    match = re.search(r"```hcl\n(# %s.*?)```" % re.escape(title), text, re.S)
+    assert match, "docs/vault.md has no %s policy block" % title
+    policy = match.group(1)
+    assert policy.count('path "pki/') >= 5, policy
+    return policy.replace('path "pki/', 'path "%s/' % mount)
+
+
+def signing_policy_hcl(mount="pki"):
+    """The HCL block docs/vault.md ships for the playbooks' token."""
+    return _documented_policy("fleet.mtls signing token", mount)
 
 
 def stored_serials(client, mount="pki"):
@@ -51,10 +59,13 @@ def connection(cluster, token=None, **extra):
     return args
 
 
-def rotation_policy_hcl():
+def rotation_policy_hcl(mount="pki"):
     """The HCL block docs/vault.md ships for the rotation token."""
-    with open(os.path.join(REPO, "docs", "vault.md")) as handle:
-        text = handle.read()
-    match = re.search(r"```hcl\n(# fleet.mtls rotation token.*?)```", text, re.S)
-    assert match, "docs/vault.md has no rotation-token policy block"
-    return match.group(1)
+    return _documented_policy("fleet.mtls rotation token", mount)
+
+
+def enable_approle(client):
+    """The AppRole auth method on the shared server (enabled by whichever test file asks first; the
+    files of one session run one after the other)."""
+    if "approle/" not in client.sys.list_auth_methods()["data"]:
+        client.sys.enable_auth_method("approle")
