@@ -142,30 +142,6 @@ def _canonical_or_raw(san):
         return san
 
 
-# The role-level defaults arrive templated from role vars: ansible-core 2.16 (no native types there)
-# renders them as strings ("365", "0.33", "True", "" for an unset mtls_identity_renew_days), which
-# the role's argument_specs already checked in their own type. Read back in that type, so the
-# manifest and the renewal decisions see the same values on every ansible-core.
-_DEFAULT_TYPES = {"validity_days": int, "renew_days": int, "renew_fraction": float, "new_key_on_renew": bool}
-_BOOLEAN_TEXT = {"true": True, "yes": True, "on": True, "1": True,
-                 "false": False, "no": False, "off": False, "0": False}
-
-
-def _role_default(key, value):
-    kind = _DEFAULT_TYPES.get(key)
-    if kind is None or not isinstance(value, str):
-        return value
-    text = value.strip()
-    if text in ("", "None") and key in ("renew_fraction", "renew_days"):
-        return None
-    if kind is bool:
-        return _BOOLEAN_TEXT.get(text.lower(), value)
-    try:
-        return kind(text)
-    except ValueError:
-        return value  # not a number: left for the identity checks to name
-
-
 def resolve_identity(entry, defaults):
     """One mtls_identities entry with every setting resolved.
 
@@ -178,7 +154,10 @@ def resolve_identity(entry, defaults):
     """
     if not isinstance(entry, dict):
         return entry
-    defaults = dict((key, _role_default(key, value)) for key, value in (defaults or {}).items())
+    # ansible-core 2.16 renders a role default that templates to None (an unset
+    # mtls_identity_renew_days) as "": both mean "not set".
+    defaults = dict((key, None if value == "" and key in ("renew_fraction", "renew_days") else value)
+                    for key, value in (defaults or {}).items())
     merged = dict(ENTRY_DEFAULTS)
     merged["sans"] = []
     for key in ("key_type", "validity_days", "new_key_on_renew"):

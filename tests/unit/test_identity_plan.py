@@ -337,27 +337,3 @@ def test_the_recorded_common_name_comes_first_and_needs_no_declaration():
     assert identity_plan.declared_common_name({"h": {"mtls_identities": []}}, "h", "myapp", recorded) == "myapp.internal"
     # Without a manifest entry the inventory's declaration answers, as before.
     assert identity_plan.declared_common_name({"h": {}}, "h", "h", [{"name": "other", "common_name": "x"}]) == "h"
-
-
-@pytest.mark.parametrize("rendered, expected", [
-    # What ansible-core 2.16 renders the role's defaults as (strings), and what 2.19 gives (types kept).
-    ({"validity_days": "365", "renew_fraction": "0.25", "renew_days": "20", "new_key_on_renew": "False"},
-     {"validity_days": 365, "renew_fraction": 0.25, "renew_days": 20, "new_key_on_renew": False}),
-    ({"validity_days": 365, "renew_fraction": 0.25, "renew_days": 20, "new_key_on_renew": False},
-     {"validity_days": 365, "renew_fraction": 0.25, "renew_days": 20, "new_key_on_renew": False}),
-    ({"validity_days": "90", "renew_fraction": "0.333", "renew_days": "", "new_key_on_renew": "True"},
-     {"validity_days": 90, "renew_fraction": 0.333, "renew_days": None, "new_key_on_renew": True}),
-    ({"validity_days": "90", "renew_fraction": "", "renew_days": "None", "new_key_on_renew": "yes"},
-     {"validity_days": 90, "renew_fraction": None, "renew_days": None, "new_key_on_renew": True}),
-])
-def test_role_defaults_rendered_as_text_are_read_back_in_their_type(rendered, expected):
-    defaults = dict(DEFAULTS, **rendered)
-    resolved = identity_plan.resolve_identity({"name": "web", "profile": "client"}, defaults)
-    assert dict((key, resolved[key]) for key in expected) == expected
-    assert all(type(resolved[key]) is type(value) for key, value in expected.items())
-
-
-def test_a_role_default_that_is_no_number_is_left_for_the_checks_to_name():
-    resolved = identity_plan.resolve_identity({"name": "web", "profile": "client"},
-                                              dict(DEFAULTS, validity_days="ninety"))
-    assert resolved["validity_days"] == "ninety"
