@@ -21,6 +21,8 @@ PROFILES = ("server", "client", "server_client")
 DEFAULT_PROFILE = "server"
 # Profiles whose leaves serve TLS: they carry SANs and their CN among them.
 SERVER_PROFILES = ("server", "server_client")
+# Profiles whose leaves authenticate clients.
+CLIENT_PROFILES = ("client", "server_client")
 
 
 def check_profile(profile):
@@ -34,7 +36,7 @@ def extended_key_usage(profile):
     usages = []
     if profile in SERVER_PROFILES:
         usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
-    if profile in ("client", "server_client"):
+    if profile in CLIENT_PROFILES:
         usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
     return x509.ExtendedKeyUsage(usages)
 

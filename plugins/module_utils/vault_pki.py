@@ -52,7 +52,8 @@ from ansible_collections.fleet.mtls.plugins.module_utils.issuance import (
     DEFAULT_VALIDITY_DAYS, REQUEST_TYPES, LeafRequest, check_batch_names, check_host_name, load_csr, request_label)
 from ansible_collections.fleet.mtls.plugins.module_utils.keys import KEY_TYPES, check_key_type, key_type_of
 from ansible_collections.fleet.mtls.plugins.module_utils.names import common_name_of, leaf_sans, sans_of, subject_string
-from ansible_collections.fleet.mtls.plugins.module_utils.profiles import DEFAULT_PROFILE, SERVER_PROFILES, check_profile, profile_of
+from ansible_collections.fleet.mtls.plugins.module_utils.profiles import (
+    CLIENT_PROFILES, DEFAULT_PROFILE, SERVER_PROFILES, check_profile, profile_of)
 from ansible_collections.fleet.mtls.plugins.module_utils.host_layout import check_identity_name
 
 try:
@@ -480,7 +481,7 @@ def check_role(pki, profile, name, role):
         raise MtlsError("PKI role %s (profile %s) does not exist on mount %s: prepare the mount first "
                         "(fleet.mtls.vault_pki_mount)" % (name, profile, pki.mount), role=name, mount=pki.mount)
     want_server = profile in SERVER_PROFILES
-    want_client = profile in ("client", "server_client")
+    want_client = profile in CLIENT_PROFILES
     problems = []
     if role.get("use_csr_sans", True):
         problems.append("use_csr_sans must be false")
@@ -796,7 +797,7 @@ def role_definition(profile, policy=None):
     role = dict(policy)
     role.update({
         "server_flag": profile in SERVER_PROFILES,
-        "client_flag": profile in ("client", "server_client"),
+        "client_flag": profile in CLIENT_PROFILES,
         "code_signing_flag": False, "email_protection_flag": False, "ext_key_usage": [],
         "key_usage": ["DigitalSignature"],
         "use_csr_sans": False, "use_csr_common_name": False,
