@@ -139,22 +139,23 @@ def openbao_harness():
     return openbao
 
 
+def _one_node(tmp_path_factory, name):
+    """One real OpenBao node (raft storage, TLS on loopback), initialised and unsealed when entered."""
+    return openbao_harness().OpenBaoCluster(str(tmp_path_factory.mktemp(name)), nodes=1)
+
+
 @pytest.fixture(scope="session")
 def openbao_server(tmp_path_factory):
-    """One real OpenBao node (raft storage, TLS on loopback), initialised and unsealed, for the whole
-    session (one per xdist worker), stopped at its end. Test files share it and stay apart by their
-    own PKI mounts, policy, AppRole and token names (vault_helpers.Engine); a test that seals, kills or
-    stops a server takes ``private_openbao_server`` instead."""
-    harness = openbao_harness()
-    cluster = harness.OpenBaoCluster(str(tmp_path_factory.mktemp("openbao")), nodes=1)
-    with cluster:
+    """One OpenBao node for the whole session (one per xdist worker), stopped at its end. Test files
+    share it and stay apart by their own PKI mounts, policy, AppRole and token names
+    (each file's MOUNT); a test that seals, kills or stops a server takes ``private_openbao_server``
+    instead."""
+    with _one_node(tmp_path_factory, "openbao") as cluster:
         yield cluster
 
 
 @pytest.fixture(scope="module")
 def private_openbao_server(tmp_path_factory):
     """A node of its own for the test module, for tests that seal, kill or stop it."""
-    harness = openbao_harness()
-    cluster = harness.OpenBaoCluster(str(tmp_path_factory.mktemp("openbao-private")), nodes=1)
-    with cluster:
+    with _one_node(tmp_path_factory, "openbao-private") as cluster:
         yield cluster
