@@ -11,7 +11,9 @@ it asks the functions the writing modules use, in check mode, and gathers their 
   module would fix count as due too);
 - trust bundle and CRL: ``host_identity.install_identity`` in check mode with what the CA publishes
   (the install_identity module's path: same verification, same comparison);
-- reloads a service still owes: ``loaded_state`` against the record its reload handler wrote.
+- reloads a service still owes: ``loaded_state`` against the record its reload handler wrote;
+- with ``record_manifest`` (the identity role's own check), whether recording the identities and the
+  declared consumers would change the host's manifest (``manifest.records_change``).
 
 Nothing is written, nothing is locked. The answer is ``due`` and the reasons, one line each.
 """
@@ -26,7 +28,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils.host_identity import in
 from ansible_collections.fleet.mtls.plugins.module_utils.identity_plan import expand_default_sans, needs_host_facts
 from ansible_collections.fleet.mtls.plugins.module_utils.loaded_state import (
     RECORDS_DIR, fingerprints, pending_paths, read_record)
-from ansible_collections.fleet.mtls.plugins.module_utils.manifest import read_manifest, with_recorded
+from ansible_collections.fleet.mtls.plugins.module_utils.manifest import read_manifest, records_change, with_recorded
 from ansible_collections.fleet.mtls.plugins.module_utils.role_inputs import identity_problems
 
 # The options of an identity entry handed to the csr path; a central key is checked without the key
@@ -121,12 +123,15 @@ def reload_status(state_file):
 
 def host_status(params, warn=None, read_facts=None):
     """Answer for one host: ``due`` (anything to do), ``reasons`` (one line each), ``identities``
-    (per identity, in order), ``trust`` (None when no publication was given) and ``reloads``.
+    (per identity, in order), ``trust`` (None when no publication was given), ``reloads``,
+    ``identity_list`` (the entries checked: the declared ones, then the recorded ones, default SANs
+    made) and ``manifest`` (as read).
 
     params: dir; identities (entries with the csr module's options plus central_key); trusted_issuers
     (PEM of the signing CA, or None); force; trust_bundle_content and crl_content (what the CA
     publishes, None when not known); loaded_state_files ({service: record path}); consumer_records_dir
-    (where the records of the consumers the host's manifest holds are).
+    (where the records of the consumers the host's manifest holds are); record_manifest and consumers
+    (the declared consumers): a manifest that recording them would change counts as due.
 
     The identities the host's manifest (manifest.py) holds and the inventory does not declare are
     checked too, with their recorded settings, and so are the owed changes of its recorded consumers.
@@ -180,5 +185,10 @@ def host_status(params, warn=None, read_facts=None):
         elif pending:
             reasons.append("%s: reload owed for %s" % (service, ", ".join(pending)))
 
+    # The identity role records what it installed only for a host with identities (install.yml).
+    if params.get("record_manifest") and identities \
+            and records_change(manifest, identities, params.get("consumers") or []):
+        reasons.append("manifest: the identities or consumers it records differ from the declaration")
+
     return {"changed": False, "due": bool(reasons), "reasons": reasons, "identities": checked,
-            "trust": trust, "reloads": reloads}
+            "trust": trust, "reloads": reloads, "identity_list": identities, "manifest": manifest}

@@ -23,8 +23,11 @@ description:
     record the service's reload handler wrote. A missing record counts as owed.
   - The identities and consumers the host's manifest holds (M(fleet.mtls.manifest)) but O(identities) does not
     declare are checked too, with their recorded settings, so what a user's own play created stays renewed.
+  - With O(record_manifest) it also tells whether the manifest the C(fleet.mtls.identity) role records
+    would change (identities or O(consumers) that differ from what the host holds).
   - The playbook C(fleet.mtls.rotate) calls it for the whole fleet at once and sends only the hosts
-    with RV(due) on to its serial batches.
+    with RV(due) on to its serial batches. The C(fleet.mtls.identity) role calls it first on every host
+    (with O(record_manifest)); a host with nothing due makes no other call.
 author:
   - fleet.mtls maintainers (!UNKNOWN)
 extends_documentation_fragment:
@@ -84,6 +87,19 @@ options:
     description: Where the records of the host's consumers are (M(fleet.mtls.consumers) O(fleet.mtls.consumers#module:records_dir)).
     type: path
     default: /var/lib/fleet-mtls/loaded
+  record_manifest:
+    description:
+      - Count as due a host whose manifest would change if the identities and O(consumers) were
+        recorded (M(fleet.mtls.manifest) with O(fleet.mtls.manifest#module:state=present)).
+    type: bool
+    default: false
+  consumers:
+    description:
+      - The consumers declared for this host (C(mtls_consumers)), compared with the manifest's when
+        O(record_manifest) is set, as M(fleet.mtls.manifest) records them.
+    type: list
+    elements: raw
+    default: []
 notes:
   - It takes no lock and removes no leftovers of killed runs; the writing modules do that when the host is due.
 """
@@ -173,6 +189,17 @@ reloads:
   returned: always
   type: dict
   sample: {"nginx": {"owed": true, "record_found": true, "pending_paths": ["/etc/mtls/certs/web1.chain.pem"]}}
+identity_list:
+  description:
+    - The identities checked, in order - those of O(identities), then those only the manifest holds -
+      with the host's default SANs made (the identity role's C(mtls_identity_list)).
+  returned: always
+  type: list
+  elements: dict
+manifest:
+  description: The host's manifest as read (C(format), C(identities), C(consumers)); an empty one when there is none.
+  returned: always
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -197,6 +224,8 @@ def main():
             crl_content=dict(type="str"),
             loaded_state_files=dict(type="dict", default={}),
             consumer_records_dir=dict(type="path", default="/var/lib/fleet-mtls/loaded"),
+            record_manifest=dict(type="bool", default=False),
+            consumers=dict(type="list", elements="raw", default=[]),
         ),
         supports_check_mode=True,
     )

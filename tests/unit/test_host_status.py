@@ -16,6 +16,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
 from ansible_collections.fleet.mtls.plugins.module_utils.host_identity import install_identity, request_identity
 from ansible_collections.fleet.mtls.plugins.module_utils.host_status import host_status
 from ansible_collections.fleet.mtls.plugins.module_utils.loaded_state import fingerprints, record_loaded
+from ansible_collections.fleet.mtls.plugins.module_utils.manifest import empty_manifest, merged, write_manifest
 from pki_factory import Pki, crl_pem, make_crl  # noqa: E402
 
 CN = "web.example.net"
@@ -244,3 +245,47 @@ def test_string_booleans_and_numbers_from_role_data_are_accepted(converged):
 def test_a_centrally_keyed_identity_ignores_key_file_settings(converged):
     answer = host_status(params_of(converged, identities=[entry(central_key=True, mode="0640", owner="nobody")]))
     assert answer["due"] is False
+
+
+def test_the_resolved_identities_and_the_manifest_are_returned(converged):
+    """identity_list is what the identity role acts on: the declared entries, then the recorded ones,
+    default SANs made from the facts read on the host."""
+    recorded = entry(name="myapp", common_name="myapp", sans=[], profile="client")
+    write_manifest(converged["dir"], merged(empty_manifest(), [recorded], [{"name": "app", "identities": ["myapp"]}]))
+    marker = identity_plan.default_sans("web.example.net", on_host=True)
+    answer = host_status(params_of(converged, identities=[entry(sans=marker)]),
+                         read_facts=lambda: {"fqdn": "web.example.net", "hostname": "", "default_ipv4": ""})
+    assert [item["name"] for item in answer["identity_list"]] == ["web", "myapp"]
+    assert answer["identity_list"][0]["sans"] == SANS
+    assert answer["manifest"]["consumers"] == [{"name": "app", "identities": ["myapp"]}]
+    assert answer["manifest"]["identities"][0]["name"] == "myapp"
+
+
+def test_with_record_manifest_a_manifest_that_would_change_is_due(converged, tmp_path):
+    """The identity role's own check: recording the identities and the declared consumers must leave the
+    manifest as it is, or the host is due; without record_manifest (fleet.mtls.rotate) it is not asked."""
+    records = str(tmp_path / "records")
+    consumers = [{"name": "app", "identities": ["web"], "apply": {"default": {"service": "app"}}}]
+    drift = "manifest: the identities or consumers it records differ from the declaration"
+    answer = host_status(params_of(converged, record_manifest=True, consumers=consumers,
+                                   consumer_records_dir=records))
+    assert answer["due"] is True and answer["reasons"] == [drift]
+    assert host_status(params_of(converged, consumers=consumers, consumer_records_dir=records))["due"] is False
+
+    write_manifest(converged["dir"], merged(empty_manifest(), [entry()], consumers))
+    # Recorded now: the manifest is current, and the consumer, which never loaded the files, owes them.
+    answer = host_status(params_of(converged, record_manifest=True, consumers=consumers,
+                                   consumer_records_dir=records))
+    assert answer["reasons"] == ["consumer app: no record of the files it loaded (%s)"
+                                 % os.path.join(records, "consumer-app.json")]
+
+    # A changed setting of a declared identity is recorded again.
+    answer = host_status(params_of(converged, record_manifest=True, consumers=consumers, consumer_records_dir=records,
+                                   identities=[entry(renew_days=10, renew_fraction=None)]))
+    assert drift in answer["reasons"]
+
+
+def test_a_host_without_identities_has_no_manifest_to_record(converged):
+    answer = host_status(params_of(converged, identities=[], record_manifest=True,
+                                   consumers=[{"name": "app", "identities": []}]))
+    assert answer["due"] is False and answer["reasons"] == []
