@@ -43,6 +43,12 @@ def probe_summary(probes):
         raise AnsibleFilterError("fleet.mtls.probe_summary: %s" % exc)
 
 
+def verify_probes(clients, hostvars, service_hosts=None):
+    if isinstance(clients, str) or not hasattr(clients, "__iter__"):
+        raise AnsibleFilterError("fleet.mtls.verify_probes: the input must be the list of client hosts")
+    return report_lib.verify_probes(list(clients), hostvars, list(service_hosts or []))
+
+
 def text_table(rows, columns):
     if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
         raise AnsibleFilterError("fleet.mtls.text_table: the input must be a list of dicts (one per row)")
@@ -55,4 +61,4 @@ def text_table(rows, columns):
 class FilterModule(object):
     def filters(self):
         return {"fleet_report": fleet_report, "report_settings": report_settings, "probe_summary": probe_summary,
-                "text_table": text_table}
+                "verify_probes": verify_probes, "text_table": text_table}

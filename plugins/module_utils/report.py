@@ -723,6 +723,48 @@ def _unexpected_outcome(outcome, expect, with_identity):
     return "the probe gave no result; expected %s" % expect
 
 
+def _registered_results(registered):
+    return list((registered or {}).get("results") or []) if isinstance(registered, dict) else []
+
+
+def verify_probes(clients, client_vars, service_hosts=()):
+    """The probes fleet.mtls.verify's probe play made, one entry per probe, for summarize_probes.
+
+    ``clients``: the mtls_clients hosts, in inventory order; ``client_vars``: a mapping from each client to
+    its variables, with what the probe play registered (``_mtls_verify_identity``, ``_mtls_verify_with``,
+    ``_mtls_verify_without``) and its ``mtls_dir``; ``service_hosts``: the NGINX and Mosquitto hosts.
+
+    With no service host there is nothing to probe (the play ends at once): no entry. A probe with the
+    client identity that was skipped because the client has none is an error naming the directory it
+    looked in. A client that registered no probe without a certificate (the play's last probe) was
+    unreachable or failed before probing: one error entry for it, so its failure shows in the table."""
+    if not list(service_hosts or []):
+        return []
+    probes = []
+    for client in clients or []:
+        variables = client_vars.get(client) or {}
+        without = variables.get("_mtls_verify_without")
+        if not isinstance(without, dict) or "results" not in without:
+            probes.append({"client": client, "target": "all services", "protocol": "-", "with_identity": True,
+                           "expect": "accepted",
+                           "result": {"outcome": "error", "error": "client unreachable or failed before probing"}})
+            continue
+        identity = variables.get("_mtls_verify_identity") or ""
+        no_identity = {"outcome": "error",
+                       "error": "no client identity installed in %s/certs" % (variables.get("mtls_dir") or "/etc/mtls")}
+        for result in _registered_results(variables.get("_mtls_verify_with")):
+            item = result.get("item") or {}
+            probes.append({"client": client, "target": item.get("label"), "protocol": item.get("protocol"),
+                           "with_identity": True, "identity": identity or "none found",
+                           "expect": item.get("with_identity"),
+                           "result": no_identity if result.get("skipped") else result})
+        for result in _registered_results(without):
+            item = result.get("item") or {}
+            probes.append({"client": client, "target": item.get("label"), "protocol": item.get("protocol"),
+                           "with_identity": False, "expect": item.get("without_identity"), "result": result})
+    return probes
+
+
 def summarize_probes(probes):
     """Judge each probe against its expectation.
 

@@ -418,3 +418,45 @@ def test_report_settings_filter_wraps_errors():
 
     with pytest.raises(AnsibleFilterError, match="fleet.mtls.report_settings: mtls_report_warn_days"):
         FilterModule().filters()["report_settings"]({"warn_days": "abc"})
+
+
+def _target(label, with_identity="accepted", without_identity="rejected", protocol="http"):
+    return {"label": label, "protocol": protocol, "with_identity": with_identity, "without_identity": without_identity}
+
+
+def test_verify_probes_gathers_every_clients_registered_probes():
+    """What fleet.mtls.verify's probe play registered, one entry per probe: with the identity, then without."""
+    web, broker = _target("web1:443 app"), _target("mq1:8883", protocol="mqtt", with_identity="rejected")
+    client_vars = {
+        "client1": {"mtls_dir": "/srv/mtls", "_mtls_verify_identity": "client1",
+                    "_mtls_verify_with": {"results": [{"item": web, "outcome": "accepted"},
+                                                      {"item": broker, "outcome": "rejected"}]},
+                    "_mtls_verify_without": {"results": [{"item": web, "outcome": "rejected"}]}},
+        # No client identity installed: the probe with it was skipped, which is an error naming the directory.
+        "client2": {"mtls_dir": "/srv/mtls2", "_mtls_verify_identity": "",
+                    "_mtls_verify_with": {"results": [{"item": web, "skipped": True}]},
+                    "_mtls_verify_without": {"results": [{"item": web, "outcome": "rejected"}]}},
+        # Unreachable: nothing registered.
+        "client3": {},
+    }
+    probes = report_lib.verify_probes(["client1", "client2", "client3"], client_vars, ["web1", "mq1"])
+    assert [(p["client"], p["target"], p["protocol"], p["with_identity"], p["expect"]) for p in probes] == [
+        ("client1", "web1:443 app", "http", True, "accepted"),
+        ("client1", "mq1:8883", "mqtt", True, "rejected"),
+        ("client1", "web1:443 app", "http", False, "rejected"),
+        ("client2", "web1:443 app", "http", True, "accepted"),
+        ("client2", "web1:443 app", "http", False, "rejected"),
+        ("client3", "all services", "-", True, "accepted"),
+    ]
+    assert probes[0]["identity"] == "client1" and probes[3]["identity"] == "none found"
+    assert probes[3]["result"] == {"outcome": "error", "error": "no client identity installed in /srv/mtls2/certs"}
+    assert probes[5]["result"]["error"] == "client unreachable or failed before probing"
+    summary = report_lib.summarize_probes(probes)
+    assert [(row["client"], row["result"]) for row in summary["failures"]] == [("client2", "FAIL"), ("client3", "FAIL")]
+    assert len(summary["rows"]) == 6
+
+
+def test_verify_probes_without_a_service_has_nothing_to_probe():
+    # The probe play ended at once: no client registered anything, and that is no failure.
+    assert report_lib.verify_probes(["client1", "client2"], {"client1": {}, "client2": {}}, []) == []
+    assert report_lib.summarize_probes([])["rows"] == []
