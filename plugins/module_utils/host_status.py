@@ -125,7 +125,8 @@ def host_status(params, warn=None, read_facts=None):
     """Answer for one host: ``due`` (anything to do), ``reasons`` (one line each), ``identities``
     (per identity, in order), ``trust`` (None when no publication was given), ``reloads``,
     ``identity_list`` (the entries checked: the declared ones, then the recorded ones, default SANs
-    made) and ``manifest`` (as read).
+    made), ``manifest`` (as read) and ``manifest_outdated`` (with record_manifest: the manifest would
+    change).
 
     params: dir; identities (entries with the csr module's options plus central_key); trusted_issuers
     (PEM of the signing CA, or None); force; trust_bundle_content and crl_content (what the CA
@@ -186,9 +187,11 @@ def host_status(params, warn=None, read_facts=None):
             reasons.append("%s: reload owed for %s" % (service, ", ".join(pending)))
 
     # The identity role records what it installed only for a host with identities (install.yml).
-    if params.get("record_manifest") and identities \
-            and records_change(manifest, identities, params.get("consumers") or []):
+    manifest_outdated = bool(params.get("record_manifest") and identities
+                             and records_change(manifest, identities, params.get("consumers") or []))
+    if manifest_outdated:
         reasons.append("manifest: the identities or consumers it records differ from the declaration")
 
     return {"changed": False, "due": bool(reasons), "reasons": reasons, "identities": checked,
-            "trust": trust, "reloads": reloads, "identity_list": identities, "manifest": manifest}
+            "trust": trust, "reloads": reloads, "identity_list": identities, "manifest": manifest,
+            "manifest_outdated": manifest_outdated}

@@ -724,7 +724,7 @@ def _unexpected_outcome(outcome, expect, with_identity):
 
 
 def _registered_results(registered):
-    return list((registered or {}).get("results") or []) if isinstance(registered, dict) else []
+    return list(registered.get("results") or []) if isinstance(registered, dict) else []
 
 
 def verify_probes(clients, client_vars, service_hosts=()):

@@ -200,6 +200,10 @@ manifest:
   description: The host's manifest as read (C(format), C(identities), C(consumers)); an empty one when there is none.
   returned: always
   type: dict
+manifest_outdated:
+  description: With O(record_manifest), whether recording RV(identity_list) and O(consumers) would change the manifest.
+  returned: always
+  type: bool
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -269,8 +269,9 @@ def test_with_record_manifest_a_manifest_that_would_change_is_due(converged, tmp
     drift = "manifest: the identities or consumers it records differ from the declaration"
     answer = host_status(params_of(converged, record_manifest=True, consumers=consumers,
                                    consumer_records_dir=records))
-    assert answer["due"] is True and answer["reasons"] == [drift]
-    assert host_status(params_of(converged, consumers=consumers, consumer_records_dir=records))["due"] is False
+    assert answer["due"] is True and answer["reasons"] == [drift] and answer["manifest_outdated"] is True
+    unasked = host_status(params_of(converged, consumers=consumers, consumer_records_dir=records))
+    assert unasked["due"] is False and unasked["manifest_outdated"] is False
 
     write_manifest(converged["dir"], merged(empty_manifest(), [entry()], consumers))
     # Recorded now: the manifest is current, and the consumer, which never loaded the files, owes them.
@@ -278,6 +279,7 @@ def test_with_record_manifest_a_manifest_that_would_change_is_due(converged, tmp
                                    consumer_records_dir=records))
     assert answer["reasons"] == ["consumer app: no record of the files it loaded (%s)"
                                  % os.path.join(records, "consumer-app.json")]
+    assert answer["manifest_outdated"] is False
 
     # A changed setting of a declared identity is recorded again.
     answer = host_status(params_of(converged, record_manifest=True, consumers=consumers, consumer_records_dir=records,
