@@ -55,13 +55,19 @@ class ModuleRun:
         return key in self.result
 
 
+def _task(number, name, args, keywords=None):
+    task = {"name": "module under test %d" % number, "fleet.mtls.%s" % name: args,
+            "register": "result", "ignore_errors": True}
+    task.update(keywords or {})
+    return task
+
+
 def _run_play(playbook, tasks, check, diff, environment, cwd):
-    """Run ``tasks`` ([(module name, args)]) in one play; returns (per-task results, output)."""
+    """Run ``tasks`` ([(module name, args)] or [(module name, args, task keywords such as
+    {"check_mode": True})]) in one play; returns (per-task results, output)."""
     play = [{"hosts": "localhost", "gather_facts": False, "connection": "local",
              "check_mode": check, "diff": diff,
-             "tasks": [{"name": "module under test %d" % number, "fleet.mtls.%s" % name: args,
-                        "register": "result", "ignore_errors": True}
-                       for number, (name, args) in enumerate(tasks)]}]
+             "tasks": [_task(number, *task) for number, task in enumerate(tasks)]}]
     playbook.write_text(json.dumps(play))
     env = dict(os.environ)
     env.update({
@@ -103,7 +109,9 @@ def ansible_module(tmp_path):
 @pytest.fixture
 def ansible_tasks(tmp_path):
     """Run several module tasks ``[(name, args), ...]`` in ONE playbook (one Ansible start-up for a
-    whole table of cases); returns a ModuleRun per task, in order, sharing the playbook output."""
+    whole table of cases, or for consecutive steps of one story); a task may be ``(name, args,
+    keywords)`` to set e.g. its own ``check_mode``. Returns a ModuleRun per task, in order, sharing
+    the playbook output."""
     counter = itertools.count(1)
 
     def run(tasks, check=False, diff=False, environment=None):

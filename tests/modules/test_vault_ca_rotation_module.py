@@ -6,7 +6,7 @@ rotation then a root rotation (generation 3) on one mount, each phase idempotent
 engine alone; check mode writes nothing; retire refused naming the hosts while a leaf chains to the old
 generation; the publication holds the new issuer from trust on and drops the old one after retire;
 scope issuing on a mount that imported the local CA is refused, scope root works there; a token lacking
-a path of the policy fails naming that path.
+a path of the policy fails naming that path. Consecutive steps run in one playbook each (ansible_tasks).
 """
 
 from __future__ import annotations
@@ -40,10 +40,20 @@ def bao(openbao_server):
     return openbao_server, tokens
 
 
-def rotate(ansible_module, cluster, token, check=False, mount=MOUNT, **options):
+def rotation(cluster, token, check=False, mount=MOUNT, **options):
+    """One fleet.mtls.vault_ca_rotation task for ansible_tasks (its own check mode)."""
     args = connection(cluster, token=token, mount=mount)
     args.update(options)
-    return ansible_module("vault_ca_rotation", args, check=check)
+    return ("vault_ca_rotation", args, {"check_mode": True} if check else {})
+
+
+def publication(cluster, mount=MOUNT):
+    return ("vault_ca_publication", connection(cluster, mount=mount))
+
+
+def signing(cluster, mount=MOUNT):
+    return ("vault_certificate", dict(connection(cluster, mount=mount), requests=[
+        {"identity": "web", "host": "web1", "csr": make_csr(), "common_name": "web1.example.com"}]))
 
 
 def issuers(cluster, mount=MOUNT):
@@ -56,18 +66,15 @@ def issuers(cluster, mount=MOUNT):
     return result, default
 
 
-def published(ansible_module, cluster, mount=MOUNT, **extra):
-    run = ansible_module("vault_ca_publication", dict(connection(cluster, mount=mount), **extra))
-    assert not run.get("failed"), run.get("msg")
-    bundle = run["publication"]["trust-bundle.pem"]
-    return set(cert.subject.rfc4514_string() for cert in x509.load_pem_x509_certificates(bundle.encode())), run
+def bundle_subjects(run):
+    """Subjects of a vault_ca_publication run's trust bundle."""
+    bundle = _ok(run)["publication"]["trust-bundle.pem"]
+    return set(cert.subject.rfc4514_string() for cert in x509.load_pem_x509_certificates(bundle.encode()))
 
 
-def sign_leaf(ansible_module, cluster, mount=MOUNT):
-    run = ansible_module("vault_certificate", dict(connection(cluster, mount=mount), requests=[
-        {"identity": "web", "host": "web1", "csr": make_csr(), "common_name": "web1.example.com"}]))
-    assert not run.get("failed"), run.get("msg")
-    cert = x509.load_pem_x509_certificate(run["certificates"][0]["certificate"].encode())
+def leaf(run):
+    """A vault_certificate run's certificate as the leaves option describes an installed one."""
+    cert = x509.load_pem_x509_certificate(_ok(run)["certificates"][0]["certificate"].encode())
     aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
     return {"host": "web1", "identity": "web", "path": "/etc/mtls/certs/web.crt", "exists": True,
             "aki": ":".join("%02x" % b for b in aki), "issuer": cert.issuer.rfc4514_string(),
@@ -79,82 +86,99 @@ def _ok(run):
     return run
 
 
-def test_issuing_then_root_rotation_phase_by_phase(ansible_module, bao):
+def _refused(run, text):
+    assert run.get("failed") and text in run["msg"], run.get("msg")
+    return run
+
+
+# Consecutive steps of one rotation run in one playbook each (ansible_tasks: one Ansible start-up per
+# group); the engine's state is read between groups, where a step's effect must be seen before the next.
+def test_issuing_then_root_rotation_phase_by_phase(ansible_tasks, bao):
     cluster, tokens = bao
     token = tokens["fleet-rotation"]
-    status = _ok(rotate(ansible_module, cluster, token))
-    assert status["rotation"] is None and status["remaining_phases"] == [] and status["changed"] is False
+    status, dry, old_run = ansible_tasks([
+        rotation(cluster, token),
+        rotation(cluster, token, check=True, state="begin", scope="issuing"),
+        signing(cluster)])
+    assert _ok(status)["rotation"] is None and status["remaining_phases"] == [] and status["changed"] is False
     assert status["phases"] == ["trust", "reissue", "retire"]
     assert status["default_issuer"] == "issuing-1"
-
-    dry = _ok(rotate(ansible_module, cluster, token, check=True, state="begin", scope="issuing"))
-    assert dry["changed"] is True and dry["remaining_phases"] == ["trust", "reissue", "retire"]
+    assert _ok(dry)["changed"] is True and dry["remaining_phases"] == ["trust", "reissue", "retire"]
     assert "issuing-2" not in issuers(cluster)[0]
+    old_leaf = leaf(old_run)
 
-    old_leaf = sign_leaf(ansible_module, cluster)
-    begun = _ok(rotate(ansible_module, cluster, token, state="begin", scope="issuing"))
-    assert begun["changed"] is True
+    begun, in_trust, trust_leaf = ansible_tasks([
+        rotation(cluster, token, state="begin", scope="issuing"), publication(cluster), signing(cluster)])
+    assert _ok(begun)["changed"] is True
     assert begun["rotation"] == {"scope": "issuing", "from": 1, "to": 2, "phase": "trust", "phase_completed": False}
     assert begun["remaining_phases"] == ["trust", "reissue", "retire"]
     found, default = issuers(cluster)
     assert found["issuing-2"]["usage"] == "crl-signing,ocsp-signing,read-only"
     assert found["issuing-2"]["issuer_id"] != default and found["issuing-1"]["issuer_id"] == default
-    subjects, _run = published(ansible_module, cluster)
+    subjects = bundle_subjects(in_trust)
     assert "CN=fleet.mtls issuing CA G2" in subjects and "CN=fleet.mtls issuing CA" in subjects
     # Leaves still come from issuing-1 while in trust.
-    assert sign_leaf(ansible_module, cluster)["aki"] == old_leaf["aki"]
+    assert leaf(trust_leaf)["aki"] == old_leaf["aki"]
 
-    again = _ok(rotate(ansible_module, cluster, token, state="begin", scope="issuing"))
-    assert again["changed"] is False and again["changes"] == []
-    other = rotate(ansible_module, cluster, token, state="begin", scope="root")
-    assert other.get("failed") and "cannot begin a rotation with scope root" in other["msg"]
-    early = rotate(ansible_module, cluster, token, state="advance", phase="retire", leaves=[])
-    assert early.get("failed") and "run phase reissue first" in early["msg"]
-    _ok(rotate(ansible_module, cluster, token, state="complete", phase="trust"))
+    again, other, early, _complete, dry = ansible_tasks([
+        rotation(cluster, token, state="begin", scope="issuing"),
+        rotation(cluster, token, state="begin", scope="root"),
+        rotation(cluster, token, state="advance", phase="retire", leaves=[]),
+        rotation(cluster, token, state="complete", phase="trust"),
+        rotation(cluster, token, check=True, state="advance", phase="reissue")])
+    assert _ok(again)["changed"] is False and again["changes"] == []
+    _refused(other, "cannot begin a rotation with scope root")
+    _refused(early, "run phase reissue first")
+    _ok(_complete)
+    assert _ok(dry)["changed"] is True and issuers(cluster)[1] == found["issuing-1"]["issuer_id"]
 
-    dry = _ok(rotate(ansible_module, cluster, token, check=True, state="advance", phase="reissue"))
-    assert dry["changed"] is True and issuers(cluster)[1] == found["issuing-1"]["issuer_id"]
-    reissue = _ok(rotate(ansible_module, cluster, token, state="advance", phase="reissue"))
-    assert reissue["rotation"]["phase"] == "reissue" and reissue["remaining_phases"] == ["reissue", "retire"]
+    reissue, reissue_again, new_run = ansible_tasks([
+        rotation(cluster, token, state="advance", phase="reissue"),
+        rotation(cluster, token, state="advance", phase="reissue"),
+        signing(cluster)])
+    assert _ok(reissue)["rotation"]["phase"] == "reissue" and reissue["remaining_phases"] == ["reissue", "retire"]
     found, default = issuers(cluster)
     assert default == found["issuing-2"]["issuer_id"]
     assert "issuing-certificates" in found["issuing-2"]["usage"]
     assert "issuing-certificates" not in found["issuing-1"]["usage"]
-    assert _ok(rotate(ansible_module, cluster, token, state="advance", phase="reissue"))["changed"] is False
-    new_leaf = sign_leaf(ansible_module, cluster)
+    assert _ok(reissue_again)["changed"] is False
+    new_leaf = leaf(new_run)
     assert new_leaf["aki"] != old_leaf["aki"]
 
-    refused = rotate(ansible_module, cluster, token, state="advance", phase="retire", leaves=[old_leaf, new_leaf])
-    assert refused.get("failed")
-    assert "still chain to it on web1" in refused["msg"] and refused["blocking_hosts"] == ["web1"]
-    assert not issuers(cluster)[0]["issuing-1"]["revoked"]
-    dry = _ok(rotate(ansible_module, cluster, token, check=True, state="advance", phase="retire", leaves=[new_leaf]))
-    assert dry["changed"] is True and not issuers(cluster)[0]["issuing-1"]["revoked"]
-    retired = _ok(rotate(ansible_module, cluster, token, state="advance", phase="retire", leaves=[new_leaf]))
-    assert retired["changes"] == ["revoke issuer issuing-1", "rebuild the CRLs of mount %s" % MOUNT]
+    # Refused and planned first: that neither revoked issuing-1 shows in the real retire's changes.
+    refused, dry, retired, after_retire, complete = ansible_tasks([
+        rotation(cluster, token, state="advance", phase="retire", leaves=[old_leaf, new_leaf]),
+        rotation(cluster, token, check=True, state="advance", phase="retire", leaves=[new_leaf]),
+        rotation(cluster, token, state="advance", phase="retire", leaves=[new_leaf]),
+        publication(cluster),
+        rotation(cluster, token, state="complete", phase="retire")])
+    _refused(refused, "still chain to it on web1")
+    assert refused["blocking_hosts"] == ["web1"]
+    assert _ok(dry)["changed"] is True
+    assert _ok(retired)["changes"] == ["revoke issuer issuing-1", "rebuild the CRLs of mount %s" % MOUNT]
     assert retired["rotation"] is None and retired["remaining_phases"] == []
-    subjects, _run = published(ansible_module, cluster)
-    assert subjects == {"CN=fleet.mtls root CA", "CN=fleet.mtls issuing CA G2"}
-    assert _ok(rotate(ansible_module, cluster, token, state="complete", phase="retire"))["changed"] is False
+    assert bundle_subjects(after_retire) == {"CN=fleet.mtls root CA", "CN=fleet.mtls issuing CA G2"}
+    assert _ok(complete)["changed"] is False
 
     # A second rotation, scope root: generation 3.
-    begun = _ok(rotate(ansible_module, cluster, token, state="begin", scope="root"))
-    assert begun["rotation"] == {"scope": "root", "from": 2, "to": 3, "phase": "trust", "phase_completed": False}
+    begun, in_trust = ansible_tasks([rotation(cluster, token, state="begin", scope="root"), publication(cluster)])
+    assert _ok(begun)["rotation"] == {"scope": "root", "from": 2, "to": 3, "phase": "trust",
+                                      "phase_completed": False}
     found, default = issuers(cluster)
     assert found["root-3"]["key_id"] and found["issuing-3"]["usage"] == "crl-signing,ocsp-signing,read-only"
-    subjects, _run = published(ansible_module, cluster)
-    assert {"CN=fleet.mtls root CA G3", "CN=fleet.mtls issuing CA G3", "CN=fleet.mtls root CA"} <= subjects
-    _ok(rotate(ansible_module, cluster, token, state="advance", phase="reissue"))
-    leaf3 = sign_leaf(ansible_module, cluster)
-    retired = _ok(rotate(ansible_module, cluster, token, state="advance", phase="retire", leaves=[leaf3]))
-    assert retired["changes"] == ["revoke issuer issuing-2", "revoke issuer root-1",
-                                  "rebuild the CRLs of mount %s" % MOUNT]
+    assert {"CN=fleet.mtls root CA G3", "CN=fleet.mtls issuing CA G3", "CN=fleet.mtls root CA"} <= \
+        bundle_subjects(in_trust)
+    reissue, leaf3_run = ansible_tasks([rotation(cluster, token, state="advance", phase="reissue"), signing(cluster)])
+    _ok(reissue)
+    retired, after_retire = ansible_tasks([
+        rotation(cluster, token, state="advance", phase="retire", leaves=[leaf(leaf3_run)]), publication(cluster)])
+    assert _ok(retired)["changes"] == ["revoke issuer issuing-2", "revoke issuer root-1",
+                                       "rebuild the CRLs of mount %s" % MOUNT]
     assert retired["summary"] == "no CA rotation under way: issuing-3 signs (generation 3)"
-    subjects, _run = published(ansible_module, cluster)
-    assert subjects == {"CN=fleet.mtls root CA G3", "CN=fleet.mtls issuing CA G3"}
+    assert bundle_subjects(after_retire) == {"CN=fleet.mtls root CA G3", "CN=fleet.mtls issuing CA G3"}
 
 
-def test_imported_mount_rotates_with_scope_root_only(ansible_module, bao, tmp_path):
+def test_imported_mount_rotates_with_scope_root_only(ansible_tasks, bao, tmp_path):
     cluster, _tokens = bao
     ca_store = import_library("ca_store")
     vault_pki = import_library("vault_pki")
@@ -166,51 +190,56 @@ def test_imported_mount_rotates_with_scope_root_only(ansible_module, bao, tmp_pa
     vault_pki.prepare_mount(pki, role_policy=DOMAIN_POLICY, ca_source="import", import_key_pem=key_pem,
                             import_chain=chain)
     token = cluster.root_token
-    refused = rotate(ansible_module, cluster, token, mount=IMPORT_MOUNT, state="begin", scope="issuing")
-    assert refused.get("failed")
-    assert "holds no key for the root" in refused["msg"] and "rotate with scope root" in refused["msg"]
+    refused, = ansible_tasks([rotation(cluster, token, mount=IMPORT_MOUNT, state="begin", scope="issuing")])
+    _refused(refused, "holds no key for the root")
+    assert "rotate with scope root" in refused["msg"]
     assert "issuing-2" not in issuers(cluster, IMPORT_MOUNT)[0]
 
-    _ok(rotate(ansible_module, cluster, token, mount=IMPORT_MOUNT, state="begin", scope="root"))
-    _ok(rotate(ansible_module, cluster, token, mount=IMPORT_MOUNT, state="advance", phase="reissue"))
-    retired = _ok(rotate(ansible_module, cluster, token, mount=IMPORT_MOUNT, state="advance", phase="retire",
-                         leaves=[]))
-    assert retired["rotation"] is None and len(retired["changes"]) == 3, retired["changes"]
+    begun, reissue, retired, published = ansible_tasks([
+        rotation(cluster, token, mount=IMPORT_MOUNT, state="begin", scope="root"),
+        rotation(cluster, token, mount=IMPORT_MOUNT, state="advance", phase="reissue"),
+        rotation(cluster, token, mount=IMPORT_MOUNT, state="advance", phase="retire", leaves=[]),
+        publication(cluster, mount=IMPORT_MOUNT)])
+    _ok(begun)
+    _ok(reissue)
+    assert _ok(retired)["rotation"] is None and len(retired["changes"]) == 3, retired["changes"]
     found, _default = issuers(cluster, IMPORT_MOUNT)
-    assert [name for name, data in found.items() if data["revoked"]].__len__() == 2
+    assert len([name for name, data in found.items() if data["revoked"]]) == 2
     # The key-less local root is revoked too, so no local CRL is needed any more.
-    subjects, _run = published(ansible_module, cluster, mount=IMPORT_MOUNT)
-    assert subjects == {"CN=fleet.mtls root CA G2", "CN=fleet.mtls issuing CA G2"}
+    assert bundle_subjects(published) == {"CN=fleet.mtls root CA G2", "CN=fleet.mtls issuing CA G2"}
 
 
-def test_token_lacking_a_path_fails_naming_it(ansible_module, bao):
+def test_token_lacking_a_path_fails_naming_it(ansible_tasks, bao):
     cluster, tokens = bao
-    run = rotate(ansible_module, cluster, tokens["fleet-rotation-no-root"], state="begin", scope="root")
-    assert run.get("failed")
-    assert "%s/root/generate/internal" % MOUNT in run["msg"] and "permission denied" in run["msg"], run["msg"]
+    run, = ansible_tasks([rotation(cluster, tokens["fleet-rotation-no-root"], state="begin", scope="root")])
+    _refused(run, "%s/root/generate/internal" % MOUNT)
+    assert "permission denied" in run["msg"], run["msg"]
     assert tokens["fleet-rotation-no-root"] not in run.output
 
 
-def test_a_root_trust_interrupted_after_the_root_is_resumed(ansible_module, bao):
+def test_a_root_trust_interrupted_after_the_root_is_resumed(ansible_tasks, bao):
     cluster, tokens = bao
     token = tokens["fleet-rotation"]
-    status = _ok(rotate(ansible_module, cluster, token))
-    assert status["rotation"] is None, status["summary"]
+    status, = ansible_tasks([rotation(cluster, token)])
+    assert _ok(status)["rotation"] is None, status["summary"]
     target = max(int(entry["name"].split("-")[1]) for entry in status["issuers"] if entry["name"]) + 1
     # What the first engine step of begin leaves behind when the run dies right after it.
     cluster.client().write("%s/root/generate/internal" % MOUNT, common_name="half-made root", ttl="87600h",
                            issuer_name="root-%d" % target, key_name="root-%d" % target, key_type="ec")
-    half = _ok(rotate(ansible_module, cluster, token))
-    assert half["rotation"] == {"scope": "root", "from": target - 1, "to": target, "phase": "trust",
-                                "phase_completed": False}
-    wrong = rotate(ansible_module, cluster, token, state="begin", scope="issuing")
-    assert wrong.get("failed") and "cannot begin a rotation with scope issuing" in wrong["msg"]
-    early = rotate(ansible_module, cluster, token, state="advance", phase="reissue")
-    assert early.get("failed") and "issuing-%d does not exist yet" % target in early["msg"]
-    resumed = _ok(rotate(ansible_module, cluster, token, state="begin", scope="root"))
-    assert resumed["changes"] == ["generate issuing CA issuing-%d (CSR)" % target,
-                                  "sign issuing-%d with root-%d" % (target, target),
-                                  "import issuing-%d, not signing (usage read-only,crl-signing,ocsp-signing)" % target]
+    half, wrong, early, resumed, again = ansible_tasks([
+        rotation(cluster, token),
+        rotation(cluster, token, state="begin", scope="issuing"),
+        rotation(cluster, token, state="advance", phase="reissue"),
+        rotation(cluster, token, state="begin", scope="root"),
+        rotation(cluster, token, state="begin", scope="root")])
+    assert _ok(half)["rotation"] == {"scope": "root", "from": target - 1, "to": target, "phase": "trust",
+                                     "phase_completed": False}
+    _refused(wrong, "cannot begin a rotation with scope issuing")
+    _refused(early, "issuing-%d does not exist yet" % target)
+    assert _ok(resumed)["changes"] == ["generate issuing CA issuing-%d (CSR)" % target,
+                                       "sign issuing-%d with root-%d" % (target, target),
+                                       "import issuing-%d, not signing (usage read-only,crl-signing,ocsp-signing)"
+                                       % target]
     found, default = issuers(cluster)
     assert found["issuing-%d" % target]["issuer_id"] != default
-    assert _ok(rotate(ansible_module, cluster, token, state="begin", scope="root"))["changed"] is False
+    assert _ok(again)["changed"] is False
