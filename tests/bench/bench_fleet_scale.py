@@ -4,7 +4,7 @@
 Run from the repository root with the venv's python (ansible-playbook is taken from beside it):
 
     python tests/bench/bench_fleet_scale.py [--sizes 10,100,1000] [--repeat 1] [--forks N]
-                                            [--max-seconds 1200] [--max-total-seconds 3600]
+                                            [--max-seconds 1200] [--max-total-seconds 3600] [--seed-from S]
                                             [--kinds rotate_noop,...] [--run-all] [--keep]
 
 For every size N it simulates a fleet on this machine: N client hosts (group ``mtls_clients``,
@@ -45,6 +45,18 @@ session, sampled every 0.5 s; the table reports this one); the PLAY RECAP totals
 load average before and after. Medians over the rounds; ratios (community.crypto / fleet.mtls) are
 taken between medians of the same invocation only.
 
+Seeded sizes (--seed-from S: every size >= S). A first `site` on 1,000 simulated hosts takes over an
+hour on 2 cores, so at those sizes the fleet is seeded instead, and the first runs are not timed:
+
+  seed         fleet.mtls.site on the CA holder and the first host only (--limit), then every other
+               host gets what that run gave the first one, made by the same library calls the
+               modules make (host_identity.request_identity as fleet.mtls.csr, identity_plan.batch_plan
+               and issuance.sign_batch on the CA store as the identity role and fleet.mtls.certificate,
+               host_identity.install_identity with the CA's trust bundle and CRLs, and the manifest
+               as fleet.mtls.manifest writes it), the names being the host's own. The no-op runs
+               check the seeding: a seeded fleet that `site` or `rotate` would change is reported.
+  cc_first and cc_rerun are not run at seeded sizes (recorded as skipped).
+
 Bounded: a run still going after --max-seconds is killed (its process group) and recorded as
 timed_out; the runs after it in the same chain (fleet.mtls runs depend on site_first, cc_rerun on
 cc_first) are recorded as skipped. Before a larger size, each run kind's time is extrapolated from
@@ -52,7 +64,7 @@ the sizes already measured (linear fit through the last two; nothing is predicte
 predicted to exceed --max-seconds is recorded as skipped with the prediction instead of being
 started (--run-all starts it anyway).
 
-Defaults: sizes 10,100,1000, repeat 1, forks min(N, 50), max-seconds 1200, and no run started once
+Defaults: sizes 10,100,1000, no seeded size, repeat 1, forks min(N, 50), max-seconds 1200, and no run started once
 --max-total-seconds (3600) have passed since the first, so the whole script ends within about
 max-total-seconds + max-seconds. That is what `make bench` (tools/bench.sh, no arguments) runs. On the
 code of 2026-12-02 (about 3 CPU seconds per host and run) on the shared 2-core machine, N=10 took about
@@ -242,6 +254,25 @@ def cc_playbook(passphrase):
                 "src": "{{ bench_cc_ca_dir }}/chain.pem", "dest": "{{ bench_cc_dir }}/trust-bundle.pem",
                 "mode": "0644"}},
         ]}]
+
+
+def renamed_identity(entry, reference, host):
+    """A manifest identity entry of host ``reference`` as host ``host`` declares it: every occurrence
+    of the reference's name in the name, the common name and the SANs replaced by the host's."""
+    result = dict(entry)
+    for key in ("name", "common_name"):
+        if isinstance(result.get(key), str):
+            result[key] = result[key].replace(reference, host)
+    result["sans"] = [san.replace(reference, host) for san in entry.get("sans") or []]
+    return result
+
+
+def noop_check(kind, recap):
+    """For a run that must change nothing (site_noop, rotate_noop): None when it changed nothing, else
+    what it changed (on a seeded fleet: the seeding is not what site would have made)."""
+    if kind not in ("site_noop", "rotate_noop") or not recap.get("changed"):
+        return None
+    return "changed=%d on a fleet with nothing to do" % recap["changed"]
 
 
 def parse_recap(text):
@@ -591,6 +622,25 @@ class Fleet:
                         for n in self.names)
         return dict((n, os.path.join(host_dirs(self.base, n)["mtls_dir"], "certs", n + ".crt")) for n in self.names)
 
+    def seed(self):
+        """Seed the fleet (see the module docstring): a real site on the CA holder and the first host,
+        the rest through the library. Returns the run record of the seeding (not a timed run kind)."""
+        reference = self.names[0]
+        if os.path.exists(self.module_log):
+            os.remove(self.module_log)
+        run = run_measured([os.path.join(BIN, "ansible-playbook"), "-i", self.inventory, "-f", str(self.forks),
+                            "--limit", "%s,%s" % (CA_HOST, reference), "fleet.mtls.site"],
+                           self.env, self.base, os.path.join(self.base, "seed.log"), self.max_seconds)
+        if run["status"] != "ok":
+            return run
+        started = time.perf_counter()
+        seed_from_reference(self.base, reference, self.names[1:])
+        run["library_seconds"] = time.perf_counter() - started
+        run["status"] = "seeded"
+        run["reason"] = "site on %s and %s, %d hosts by the library in %.0f s" % (
+            CA_HOST, reference, len(self.names) - 1, run["library_seconds"])
+        return run
+
     def run(self, kind):
         playbook = {"site_first": "fleet.mtls.site", "site_noop": "fleet.mtls.site", "rotate_noop": "fleet.mtls.rotate",
                     "rotate_due": "fleet.mtls.rotate"}.get(kind, self.cc_play)
@@ -610,7 +660,59 @@ class Fleet:
                                                                         ", ".join(changed[:5])))
         if run["status"] == "ok" and run["certificate_check"] != "as expected":
             print("WARNING %s N=%d: %s" % (kind, self.size, run["certificate_check"]), file=sys.stderr)
+        run["noop_check"] = noop_check(kind, run["recap"]) if run["status"] == "ok" else None
+        if run["noop_check"]:
+            print("WARNING %s N=%d: %s" % (kind, self.size, run["noop_check"]), file=sys.stderr)
         return run
+
+
+def seed_from_reference(base, reference, names):
+    """Give every host of ``names`` what fleet.mtls.site gave ``reference``, through the library calls
+    the modules make (see the module docstring), in one signing batch."""
+    from ansible_collections.fleet.mtls.plugins.module_utils import (  # pylint: disable=import-outside-toplevel
+        ca_store, host_identity, identity_plan, issuance, manifest)
+    home = host_dirs(base, reference)["mtls_dir"]
+    with open(os.path.join(home, "trust-bundle.pem")) as handle:
+        trust_bundle = handle.read()
+    with open(os.path.join(home, "crl.pem")) as handle:
+        crls = handle.read()
+    with open(os.path.join(base, "ca", "signing-ca.pem")) as handle:
+        signing_ca = handle.read()
+    with open(os.path.join(base, "ca", "rotation.json")) as handle:
+        generations = json.load(handle)
+    issuing = next(entry["issuing"] for entry in generations["generations"] if entry["id"] == generations["active"])
+    declared = manifest.read_manifest(home)["identities"]
+    checks_by_host, entries_by_host = [], {}
+    for name in names:
+        directory = host_dirs(base, name)["mtls_dir"]
+        entries_by_host[name] = [renamed_identity(entry, reference, name) for entry in declared]
+        checks = []
+        for entry in entries_by_host[name]:
+            params = dict((key, entry[key]) for key in ("name", "key_type", "common_name", "sans", "profile", "owner",
+                                                        "group", "mode", "renew_fraction", "renew_days",
+                                                        "new_key_on_renew") if entry.get(key) is not None)
+            params.update(dir=directory, trusted_issuers=signing_ca, force=False)
+            check = host_identity.request_identity(params)
+            check["item"] = entry
+            checks.append(check)
+        checks_by_host.append((name, checks))
+    plan = identity_plan.batch_plan(checks_by_host, [])
+    store = ca_store.CAStore(os.path.join(base, "ca", issuing))
+    signer = store.load(PASSPHRASE)
+    issued = issuance.sign_batch(signer, store, plan["csr_requests"])
+    chain = signer.intermediates_pem.decode("ascii")
+    settings = dict(((name, entry["name"]), entry) for name, entries in entries_by_host.items() for entry in entries)
+    for leaf in issued:
+        signed = leaf.as_dict()
+        entry = settings[(signed["host"], signed["identity"])]
+        host_identity.install_identity({
+            "dir": host_dirs(base, signed["host"])["mtls_dir"], "name": signed["identity"],
+            "certificate": signed["certificate"], "chain": chain, "trust_bundle_content": trust_bundle,
+            "crl_content": crls, "owner": entry.get("owner"), "group": entry.get("group"),
+            "mode": entry.get("mode") or "0600", "certificate_mode": "0644"})
+    for name, entries in entries_by_host.items():
+        directory = host_dirs(base, name)["mtls_dir"]
+        manifest.write_manifest(directory, manifest.merged(manifest.read_manifest(directory), entries, []))
 
 
 def main(argv=None):
@@ -628,6 +730,8 @@ def main(argv=None):
     parser.add_argument("--kinds", default=",".join(kind for kind, dummy in RUN_KINDS),
                         help="run kinds to time, comma-separated (the runs they depend on are timed too; default all)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary fleet directories (and logs)")
+    parser.add_argument("--seed-from", type=int,
+                        help="seed the fleet at this size and above instead of timing the first runs (see above)")
     args = parser.parse_args(argv)
     sizes = parse_sizes(args.sizes)
     kinds = select_kinds(args.kinds)
@@ -648,7 +752,16 @@ def main(argv=None):
             for size in sizes:
                 round_[size] = {}
                 fleet = Fleet(work, size, forks[size], env, args.max_seconds, helpers)
+                seeded = args.seed_from is not None and size >= args.seed_from
+                if seeded:
+                    round_[size]["site_first"] = fleet.seed()
+                    print("round %d N=%d seed: %s (%s)" % (number + 1, size, round_[size]["site_first"]["status"],
+                                                            round_[size]["site_first"].get("reason")), flush=True)
                 for kind in kinds:
+                    if seeded and kind in ("site_first", "cc_first", "cc_rerun"):
+                        if kind != "site_first":
+                            round_[size][kind] = {"status": "skipped", "reason": "not run on a seeded fleet"}
+                        continue
                     reason = _skip_reason(kind, size, round_, rounds, args)
                     if not reason and time.monotonic() > deadline:
                         reason = "--max-total-seconds %d used up" % args.max_total_seconds
@@ -677,7 +790,7 @@ def main(argv=None):
                     "ansible_core": _ansible_version()},
         "settings": {"sizes": sizes, "repeat": args.repeat, "forks": forks, "max_seconds": args.max_seconds,
                      "max_total_seconds": args.max_total_seconds,
-                     "run_all": args.run_all, "due_hosts_per_size": dict((s, len(due_hosts(host_names(s)))) for s in sizes),
+                     "run_all": args.run_all, "seed_from": args.seed_from, "due_hosts_per_size": dict((s, len(due_hosts(host_names(s)))) for s in sizes),
                      "memory_reported": "peak_tree_pss_mb: peak sum of PSS of the run's whole process tree, sampled "
                                         "every 0.5 s; max_single_rss_mb: ru_maxrss of the largest single process"},
         "summary": summary, "ratios_wall": ratios(summary), "ratios_cpu": ratios(summary, "cpu_seconds"),
@@ -707,7 +820,7 @@ def _skip_reason(kind, size, round_, rounds, args):
     chain = next(names for names in CHAINS.values() if kind in names)
     for earlier in chain[:chain.index(kind)]:
         status = round_[size].get(earlier, {}).get("status")
-        if status != "ok":
+        if status not in ("ok", "seeded"):
             return "%s %s" % (earlier, status.replace("_", " ") if status else "not run")
     if args.run_all:
         return None

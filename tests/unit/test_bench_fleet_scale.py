@@ -231,3 +231,22 @@ def test_summary_splits_cpu_into_controller_and_module_runs_per_host(bench):
     assert entry["module_runs_per_host"] == 2.0
     table = bench.markdown_table(bench.summarise([{20: {"rotate_noop": measured}}]), {20: 20})
     assert "| fleet.mtls.rotate, nothing to do: controller CPU s per host | 0.50 |" in table
+
+
+def test_a_seeded_host_declares_the_reference_identity_under_its_own_names(bench):
+    entry = {"name": "host0001", "common_name": "host0001", "profile": "client", "key_type": "ec_p256",
+             "sans": ["DNS:localhost", "DNS:host0001", "DNS:host0001.fleet.test", "IP:192.0.2.2"],
+             "renew_days": None, "owner": "root"}
+    seeded = bench.renamed_identity(entry, "host0001", "host0042")
+    assert seeded == dict(entry, name="host0042", common_name="host0042",
+                          sans=["DNS:localhost", "DNS:host0042", "DNS:host0042.fleet.test", "IP:192.0.2.2"])
+    assert entry["name"] == "host0001" and entry["sans"][1] == "DNS:host0001"  # the reference's entry is kept
+    assert bench.renamed_identity({"name": "api", "sans": []}, "host0001", "host0042") == {"name": "api", "sans": []}
+
+
+def test_a_noop_run_that_changed_something_is_reported(bench):
+    assert bench.noop_check("site_noop", {"changed": 0}) is None
+    assert bench.noop_check("rotate_noop", {"changed": 3}) == "changed=3 on a fleet with nothing to do"
+    # Runs that are meant to change things are not checked here.
+    assert bench.noop_check("rotate_due", {"changed": 30}) is None
+    assert bench.noop_check("site_first", {"changed": 400}) is None
