@@ -626,8 +626,6 @@ class Fleet:
         """Seed the fleet (see the module docstring): a real site on the CA holder and the first host,
         the rest through the library. Returns the run record of the seeding (not a timed run kind)."""
         reference = self.names[0]
-        if os.path.exists(self.module_log):
-            os.remove(self.module_log)
         run = run_measured([os.path.join(BIN, "ansible-playbook"), "-i", self.inventory, "-f", str(self.forks),
                             "--limit", "%s,%s" % (CA_HOST, reference), "fleet.mtls.site"],
                            self.env, self.base, os.path.join(self.base, "seed.log"), self.max_seconds)
@@ -671,6 +669,8 @@ def seed_from_reference(base, reference, names):
     the modules make (see the module docstring), in one signing batch."""
     from ansible_collections.fleet.mtls.plugins.module_utils import (  # pylint: disable=import-outside-toplevel
         ca_store, host_identity, identity_plan, issuance, manifest)
+    from ansible_collections.fleet.mtls.plugins.module_utils.host_status import (  # pylint: disable=import-outside-toplevel
+        IDENTITY_OPTIONS)
     home = host_dirs(base, reference)["mtls_dir"]
     with open(os.path.join(home, "trust-bundle.pem")) as handle:
         trust_bundle = handle.read()
@@ -688,9 +688,7 @@ def seed_from_reference(base, reference, names):
         entries_by_host[name] = [renamed_identity(entry, reference, name) for entry in declared]
         checks = []
         for entry in entries_by_host[name]:
-            params = dict((key, entry[key]) for key in ("name", "key_type", "common_name", "sans", "profile", "owner",
-                                                        "group", "mode", "renew_fraction", "renew_days",
-                                                        "new_key_on_renew") if entry.get(key) is not None)
+            params = dict((key, entry[key]) for key in IDENTITY_OPTIONS if entry.get(key) is not None)
             params.update(dir=directory, trusted_issuers=signing_ca, force=False)
             check = host_identity.request_identity(params)
             check["item"] = entry
