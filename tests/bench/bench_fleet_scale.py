@@ -753,8 +753,9 @@ def main(argv=None):
                 seeded = args.seed_from is not None and size >= args.seed_from
                 if seeded:
                     round_[size]["site_first"] = fleet.seed()
-                    print("round %d N=%d seed: %s (%s)" % (number + 1, size, round_[size]["site_first"]["status"],
-                                                            round_[size]["site_first"].get("reason")), flush=True)
+                    seed_result = round_[size]["site_first"]
+                    print("round %d N=%d seed: %s (%s)" % (number + 1, size, seed_result["status"],
+                                                           seed_result.get("reason")), flush=True)
                 for kind in kinds:
                     if seeded and kind in ("site_first", "cc_first", "cc_rerun"):
                         if kind != "site_first":
