@@ -10,7 +10,11 @@
   backend's revocation looks for).
 - ``batch_plan``: from the csr results of every host of a play batch, the requests to sign, their
   names for messages, and the key files to remove when signing fails.
+- ``identities_to_check``: the identities host_status found due, the only ones the csr module is
+  run for.
 - ``issued_for_host``: the certificates one signing run made for a host, and their issuer chain.
+- ``install_calls``: the install_identity calls of a host: its certificates, the trust bundle and
+  CRLs riding along where they can.
 - ``install_changes`` / ``any_change``: ``mtls_identity_changes`` and ``mtls_identity_changed``.
 
 Entries that are not what the role expects (not a dict, ``sans`` not a list) pass through as they
@@ -233,6 +237,20 @@ def settings_by_name(identities):
     return dict((entry["name"], entry) for entry in identities)
 
 
+def identities_to_check(identity_list, status, central_key=False):
+    """The entries of ``identity_list`` (mtls_identity_list) that fleet.mtls.csr has to look at: those
+    whose entry in ``status`` (fleet.mtls.host_status's result, same decision and options) is due -
+    a certificate to issue or key file attributes to put right - with host-made keys, or with
+    ``central_key`` the centrally keyed ones. A host that only needs its trust bundle, CRLs or a
+    reload checks none. Without a status (no identities entry) every entry is checked."""
+    entries = [entry for entry in identity_list or [] if bool(entry.get("central_key")) == bool(central_key)]
+    answers = (status or {}).get("identities")
+    if answers is None:
+        return entries
+    due = set(answer["name"] for answer in answers if answer.get("due"))
+    return [entry for entry in entries if entry["name"] in due]
+
+
 def _request(host, check):
     item = check["item"]
     request = {"identity": item["name"], "host": host, "profile": item["profile"], "sans": item["sans"],
@@ -325,17 +343,64 @@ def issued_for_host(host, signed, central_signed):
     return {"certificates": own + central, "central": central, "ca_chain": ca_chain}
 
 
-def install_changes(install_results, trust_result):
+# The owner and group install_identity gives every file of a call; the trust bundle and CRLs are
+# the host's, shared by all its identities, so they ride only with an identity whose files are root's.
+_SHARED_FILES_OWNER = "root"
+
+
+def install_calls(issue, settings, trust_bundle, crl_bundle, ca_ready=True, has_identities=True):
+    """The fleet.mtls.install_identity calls of one host, in order.
+
+    ``issue`` is what the signing run made for the host (issued_for_host: its certificates and their
+    issuer chain), ``settings`` the resolved settings
+    by identity name (settings_by_name), ``trust_bundle`` and ``crl_bundle`` what the CA publishes.
+    Every certificate whose identity files are root's carries the trust bundle and CRLs, so they are
+    verified and written in the same staged commit as the certificate (one call instead of two).
+    When none can carry them (no certificate, or only identities owned by a service user, which
+    must not become the bundles' owner), one call for the bundles alone comes first, so every
+    certificate is verified against the bundle it is installed next to. Nothing is installed
+    before the CA has published (``ca_ready``), and a host without identities gets no bundles.
+
+    Each call: ``identity`` (None for the bundles alone), ``certificate``, ``chain``, ``serial``,
+    ``owner``, ``group``, ``mode``, ``trust_bundle_content`` and ``crl_content`` (None when not
+    carried) and ``label`` (for the task's output).
+    """
+    issue = issue or {}
+    bundles = {"trust_bundle_content": trust_bundle, "crl_content": crl_bundle}
+    carriers, others = [], []
+    for cert in issue.get("certificates") or []:
+        entry = settings[cert["identity"]]
+        call = {"identity": cert["identity"], "certificate": cert["certificate"], "chain": issue.get("ca_chain"),
+                "serial": cert.get("serial"),
+                "owner": entry["owner"], "group": entry["group"], "mode": entry["mode"],
+                "trust_bundle_content": None, "crl_content": None,
+                "label": "%s (serial %s)" % (cert["identity"], cert.get("serial"))}
+        if ca_ready and entry["owner"] == _SHARED_FILES_OWNER and entry["group"] == _SHARED_FILES_OWNER:
+            call.update(bundles)
+            call["label"] += " with the trust bundle and CRLs"
+            carriers.append(call)
+        else:
+            others.append(call)
+    calls = carriers + others
+    if ca_ready and not carriers and (has_identities or calls):
+        calls.insert(0, dict({"identity": None, "certificate": None, "chain": None, "serial": None, "owner": None,
+                              "group": None, "mode": None, "label": "trust bundle and CRLs"}, **bundles))
+    return calls
+
+
+def install_changes(install_results, trust_result=None):
     """mtls_identity_changes: names whose leaf changed, names whose key changed, whether the trust
     bundle and the CRL bundle changed. ``install_results`` are the registered loop results of the
-    certificate installs (skipped ones have no ``changes``), ``trust_result`` the bundle install."""
+    installs (install_calls; skipped ones have no ``changes``, the bundles-only call no identity),
+    ``trust_result`` a separate bundle install, if any: a bundle changed when any call changed it."""
     results = [result for result in install_results or [] if "changes" in result]
     trust = ((trust_result or {}).get("changes")) or {}
+    identities = [result for result in results if (result.get("item") or {}).get("identity")]
     return {
-        "certificates": [result["item"]["identity"] for result in results if result["changes"].get("certificate")],
-        "keys": [result["item"]["identity"] for result in results if result["changes"].get("key")],
-        "trust": bool(trust.get("trust_bundle", False)),
-        "crl": bool(trust.get("crl", False)),
+        "certificates": [result["item"]["identity"] for result in identities if result["changes"].get("certificate")],
+        "keys": [result["item"]["identity"] for result in identities if result["changes"].get("key")],
+        "trust": bool(trust.get("trust_bundle")) or any(result["changes"].get("trust_bundle") for result in results),
+        "crl": bool(trust.get("crl")) or any(result["changes"].get("crl") for result in results),
     }
 
 

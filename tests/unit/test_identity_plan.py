@@ -265,6 +265,61 @@ def test_issued_for_host():
     assert identity_plan.issued_for_host("h3", {}, {}) == {"certificates": [], "central": [], "ca_chain": ""}
 
 
+def test_identities_to_check_follow_host_status():
+    identities = [{"name": "web", "central_key": False}, {"name": "api", "central_key": False},
+                  {"name": "device", "central_key": True}, {"name": "badge", "central_key": True}]
+    status = {"identities": [{"name": "web", "due": False}, {"name": "api", "due": True},
+                             {"name": "device", "due": True}, {"name": "badge", "due": False}]}
+    assert [entry["name"] for entry in identity_plan.identities_to_check(identities, status)] == ["api"]
+    assert [entry["name"] for entry in identity_plan.identities_to_check(identities, status, True)] == ["device"]
+    # Only a trust bundle, CRL or reload due: no identity is looked at.
+    quiet = {"identities": [dict(answer, due=False) for answer in status["identities"]]}
+    assert identity_plan.identities_to_check(identities, quiet) == []
+    assert identity_plan.identities_to_check(identities, quiet, central_key=True) == []
+    # No answer (a status that did not run): every entry of the kind.
+    assert [entry["name"] for entry in identity_plan.identities_to_check(identities, {"skipped": True})] == ["web", "api"]
+    assert identity_plan.identities_to_check([], status) == []
+
+
+SETTINGS = {"web": {"owner": "root", "group": "root", "mode": "0600"},
+            "api": {"owner": "root", "group": "root", "mode": "0600"},
+            "broker": {"owner": "root", "group": "mosquitto", "mode": "0640"}}
+
+
+def _issue(*names):
+    return {"certificates": [{"host": "h1", "identity": name, "certificate": "CERT-" + name, "serial": "0a"}
+                             for name in names], "central": [], "ca_chain": "CHAIN"}
+
+
+def test_install_calls_carry_the_bundles_with_root_owned_certificates():
+    calls = identity_plan.install_calls(_issue("web", "api"), SETTINGS, "TRUST", "CRL")
+    assert [(call["identity"], call["trust_bundle_content"], call["crl_content"]) for call in calls] == [
+        ("web", "TRUST", "CRL"), ("api", "TRUST", "CRL")]
+    assert calls[0]["certificate"] == "CERT-web" and calls[0]["chain"] == "CHAIN"
+    assert (calls[0]["owner"], calls[0]["group"], calls[0]["mode"]) == ("root", "root", "0600")
+    assert calls[0]["label"] == "web (serial 0a) with the trust bundle and CRLs"
+
+
+def test_install_calls_never_give_the_bundles_to_a_service_owned_identity():
+    # The broker's files are group mosquitto: the bundles are installed alone, before its certificate.
+    calls = identity_plan.install_calls(_issue("broker"), SETTINGS, "TRUST", "CRL")
+    assert [(call["identity"], call["trust_bundle_content"]) for call in calls] == [(None, "TRUST"), ("broker", None)]
+    assert calls[0]["certificate"] is None and calls[0]["owner"] is None and calls[0]["label"] == "trust bundle and CRLs"
+    assert calls[1]["group"] == "mosquitto" and calls[1]["crl_content"] is None
+    # With a root-owned certificate as well, that one carries them and goes first.
+    calls = identity_plan.install_calls(_issue("broker", "web"), SETTINGS, "TRUST", "CRL")
+    assert [(call["identity"], call["trust_bundle_content"]) for call in calls] == [("web", "TRUST"), ("broker", None)]
+
+
+def test_install_calls_without_certificates_or_ca():
+    assert identity_plan.install_calls(_issue(), SETTINGS, "TRUST", "CRL") == [
+        {"identity": None, "certificate": None, "chain": None, "serial": None, "owner": None, "group": None,
+         "mode": None, "trust_bundle_content": "TRUST", "crl_content": "CRL", "label": "trust bundle and CRLs"}]
+    assert identity_plan.install_calls({}, SETTINGS, "TRUST", "CRL", has_identities=False) == []
+    # Before the CA has published (check mode of a first run) nothing is installed.
+    assert identity_plan.install_calls({}, SETTINGS, "", "", ca_ready=False) == []
+
+
 def test_install_changes_and_changed():
     results = [{"item": {"identity": "a"}, "changes": {"certificate": True, "key": True}},
                {"item": {"identity": "b"}, "changes": {"certificate": True, "key": False}},
@@ -272,6 +327,13 @@ def test_install_changes_and_changed():
     changes = identity_plan.install_changes(results, {"changes": {"trust_bundle": False, "crl": True}})
     assert changes == {"certificates": ["a", "b"], "keys": ["a"], "trust": False, "crl": True}
     assert identity_plan.any_change(changes) is True
+    # Bundles installed by the certificate calls or alone: changed when any call changed them.
+    calls = [{"item": {"identity": None}, "changes": {"certificate": False, "key": False, "trust_bundle": True,
+                                                      "crl": False}},
+             {"item": {"identity": "a"}, "changes": {"certificate": True, "key": False, "trust_bundle": False,
+                                                     "crl": True}}]
+    assert identity_plan.install_changes(calls) == {"certificates": ["a"], "keys": [], "trust": True, "crl": True}
+    assert identity_plan.install_changes(calls[:1])["certificates"] == []
     nothing = identity_plan.install_changes([], {"skipped": True})
     assert nothing == {"certificates": [], "keys": [], "trust": False, "crl": False}
     assert identity_plan.any_change(nothing) is False
@@ -286,6 +348,8 @@ def test_filters_are_the_library_functions():
     assert filters["identity_default_identities"] is identity_plan.default_identities
     assert filters["identity_settings"] is identity_plan.settings_by_name
     assert filters["identity_issued"] is identity_plan.issued_for_host
+    assert filters["identity_checks"] is identity_plan.identities_to_check
+    assert filters["identity_install_calls"] is identity_plan.install_calls
     assert filters["identity_changes"] is identity_plan.install_changes
     assert filters["identity_changed"] is identity_plan.any_change
     assert filters["identity_list"]([{"name": "web"}], DEFAULTS)[0]["sans"] == ["DNS:web"]
