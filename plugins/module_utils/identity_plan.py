@@ -352,8 +352,8 @@ def install_calls(issue, settings, trust_bundle, crl_bundle, ca_ready=True, has_
     """The fleet.mtls.install_identity calls of one host, in order.
 
     ``issue`` is what the signing run made for the host (issued_for_host: its certificates and their
-    issuer chain), ``settings`` the resolved settings
-    by identity name (settings_by_name), ``trust_bundle`` and ``crl_bundle`` what the CA publishes.
+    issuer chain), ``settings`` the resolved settings by identity name (settings_by_name),
+    ``trust_bundle`` and ``crl_bundle`` what the CA publishes.
     Every certificate whose identity files are root's carries the trust bundle and CRLs, so they are
     verified and written in the same staged commit as the certificate (one call instead of two).
     When none can carry them (no certificate, or only identities owned by a service user, which
