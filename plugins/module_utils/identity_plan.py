@@ -343,9 +343,10 @@ def issued_for_host(host, signed, central_signed):
     return {"certificates": own + central, "central": central, "ca_chain": ca_chain}
 
 
-# The owner and group install_identity gives every file of a call; the trust bundle and CRLs are
-# the host's, shared by all its identities, so they ride only with an identity whose files are root's.
-_SHARED_FILES_OWNER = "root"
+# install_identity gives every file of a call the call's owner and group. The trust bundle and CRLs
+# are the host's, shared by all its identities, so they ride only with an identity whose files have
+# the default owner and group (root's, as when they are installed alone).
+_SHARED_FILES_ATTRIBUTES = (ENTRY_DEFAULTS["owner"], ENTRY_DEFAULTS["group"])
 
 
 def install_calls(issue, settings, trust_bundle, crl_bundle, ca_ready=True, has_identities=True):
@@ -375,7 +376,7 @@ def install_calls(issue, settings, trust_bundle, crl_bundle, ca_ready=True, has_
                 "owner": entry["owner"], "group": entry["group"], "mode": entry["mode"],
                 "trust_bundle_content": None, "crl_content": None,
                 "label": "%s (serial %s)" % (cert["identity"], cert.get("serial"))}
-        if ca_ready and entry["owner"] == _SHARED_FILES_OWNER and entry["group"] == _SHARED_FILES_OWNER:
+        if ca_ready and (entry["owner"], entry["group"]) == _SHARED_FILES_ATTRIBUTES:
             call.update(bundles)
             call["label"] += " with the trust bundle and CRLs"
             carriers.append(call)
