@@ -107,8 +107,15 @@ def test_issuing_then_root_rotation_phase_by_phase(ansible_tasks, bao):
     assert "issuing-2" not in issuers(cluster)[0]
     old_leaf = leaf(old_run)
 
-    begun, in_trust, trust_leaf = ansible_tasks([
-        rotation(cluster, token, state="begin", scope="issuing"), publication(cluster), signing(cluster)])
+    # One playbook per step that needs a result of the one before. After begin, none of these tasks
+    # moves the default issuer or changes an issuer's usage, so they share the issuers read below.
+    begun, in_trust, trust_leaf, again, other, early, _complete, dry = ansible_tasks([
+        rotation(cluster, token, state="begin", scope="issuing"), publication(cluster), signing(cluster),
+        rotation(cluster, token, state="begin", scope="issuing"),
+        rotation(cluster, token, state="begin", scope="root"),
+        rotation(cluster, token, state="advance", phase="retire", leaves=[]),
+        rotation(cluster, token, state="complete", phase="trust"),
+        rotation(cluster, token, check=True, state="advance", phase="reissue")])
     assert _ok(begun)["changed"] is True
     assert begun["rotation"] == {"scope": "issuing", "from": 1, "to": 2, "phase": "trust", "phase_completed": False}
     assert begun["remaining_phases"] == ["trust", "reissue", "retire"]
@@ -119,13 +126,6 @@ def test_issuing_then_root_rotation_phase_by_phase(ansible_tasks, bao):
     assert "CN=fleet.mtls issuing CA G2" in subjects and "CN=fleet.mtls issuing CA" in subjects
     # Leaves still come from issuing-1 while in trust.
     assert leaf(trust_leaf)["aki"] == old_leaf["aki"]
-
-    again, other, early, _complete, dry = ansible_tasks([
-        rotation(cluster, token, state="begin", scope="issuing"),
-        rotation(cluster, token, state="begin", scope="root"),
-        rotation(cluster, token, state="advance", phase="retire", leaves=[]),
-        rotation(cluster, token, state="complete", phase="trust"),
-        rotation(cluster, token, check=True, state="advance", phase="reissue")])
     assert _ok(again)["changed"] is False and again["changes"] == []
     _refused(other, "cannot begin a rotation with scope root")
     _refused(early, "run phase reissue first")
@@ -151,17 +151,16 @@ def test_issuing_then_root_rotation_phase_by_phase(ansible_tasks, bao):
     _refused(refused, "still chain to it on web1")
     assert refused["blocking_hosts"] == ["web1"]
     assert _ok(dry)["changed"] is True and not issuers(cluster)[0]["issuing-1"]["revoked"]
-    retired, after_retire, complete = ansible_tasks([
+    # Retire, then in the same playbook a second rotation, scope root: generation 3.
+    retired, after_retire, complete, begun, in_trust = ansible_tasks([
         rotation(cluster, token, state="advance", phase="retire", leaves=[new_leaf]),
         publication(cluster),
-        rotation(cluster, token, state="complete", phase="retire")])
+        rotation(cluster, token, state="complete", phase="retire"),
+        rotation(cluster, token, state="begin", scope="root"), publication(cluster)])
     assert _ok(retired)["changes"] == ["revoke issuer issuing-1", "rebuild the CRLs of mount %s" % MOUNT]
     assert retired["rotation"] is None and retired["remaining_phases"] == []
     assert bundle_subjects(after_retire) == {"CN=fleet.mtls root CA", "CN=fleet.mtls issuing CA G2"}
     assert _ok(complete)["changed"] is False
-
-    # A second rotation, scope root: generation 3.
-    begun, in_trust = ansible_tasks([rotation(cluster, token, state="begin", scope="root"), publication(cluster)])
     assert _ok(begun)["rotation"] == {"scope": "root", "from": 2, "to": 3, "phase": "trust",
                                       "phase_completed": False}
     found, default = issuers(cluster)
