@@ -38,6 +38,8 @@ from ansible_collections.fleet.mtls.plugins.module_utils.keys import (
 from ansible_collections.fleet.mtls.plugins.module_utils.names import (
     build_subject, common_name_of, leaf_sans, san_to_general_name, sans_of, subject_string)
 from ansible_collections.fleet.mtls.plugins.module_utils.host_layout import HostLayout, check_identity_name
+from ansible_collections.fleet.mtls.plugins.module_utils.manifest import (
+    MANIFEST_MODE, check_entries, manifest_path, merged, read_manifest, render)
 from ansible_collections.fleet.mtls.plugins.module_utils.renewal import Expected, needs_issue, parse_certificate
 from ansible_collections.fleet.mtls.plugins.module_utils.serials import serial_hex
 from ansible_collections.fleet.mtls.plugins.module_utils.x509_info import (
@@ -316,6 +318,8 @@ class InstallPlan:
     def __init__(self):
         self.files = []
         self.changes = {"certificate": False, "key": False, "trust_bundle": False, "crl": False}
+        # Not among the changes: no service reads the manifest.
+        self.manifest_changed = False
         self.remove_after_commit = []
         self.diff_before, self.diff_after = [], []
 
@@ -369,6 +373,27 @@ def _plan_crls(params, layout, plan, anchors, cert_mode, warn):
     return crls
 
 
+def records_manifest(params):
+    """Whether this call records identities or consumers in the host's manifest."""
+    return params.get("manifest_identities") is not None or params.get("manifest_consumers") is not None
+
+
+def _plan_manifest(params, plan):
+    """The manifest with the given entries recorded (manifest.merged), written last in the commit, so it
+    never lists what a failed call did not install. Root's file (0644) whoever owns the identity."""
+    identities = check_entries(params.get("manifest_identities") or [], "manifest_identities")
+    consumers = check_entries(params.get("manifest_consumers") or [], "manifest_consumers")
+    path = manifest_path(params["dir"])
+    current = _read(path, "host manifest")
+    data = render(merged(read_manifest(params["dir"]), identities, consumers)).encode("utf-8")
+    if current != data:
+        plan.manifest_changed = True
+        plan.diff_before.append("%s: %s" % (path, "absent" if current is None else "other entries"))
+        plan.diff_after.append("%s: recorded (identities %s; consumers %s)" % (
+            path, ", ".join(e["name"] for e in identities) or "none", ", ".join(e["name"] for e in consumers) or "none"))
+    plan.files.append(("manifest", path, data, MANIFEST_MODE, current != data))
+
+
 def _plan_identity(params, layout, plan, anchors, crls, key_mode, cert_mode):
     leaf = load_certificates(params["certificate"], "certificate")[0]
     chain = _chain_pem(leaf, params.get("chain"))
@@ -420,8 +445,10 @@ def install_identity(params, check_mode=False, diff=False, warn=None):
     """fleet.mtls.install_identity: verify everything, then write the identity's files as one set."""
     warn = warn or (lambda message: None)
     has_certificate = params.get("certificate") is not None
-    if not has_certificate and params.get("trust_bundle_content") is None and params.get("crl_content") is None:
-        raise MtlsError("nothing to install: give certificate, trust_bundle_content or crl_content")
+    if not has_certificate and params.get("trust_bundle_content") is None and params.get("crl_content") is None \
+            and not records_manifest(params):
+        raise MtlsError("nothing to install: give certificate, trust_bundle_content, crl_content or "
+                        "manifest_identities/manifest_consumers")
     if has_certificate:
         check_identity_name(params.get("name"))
     layout = HostLayout(params["dir"], params.get("name") or "unused")
@@ -447,16 +474,19 @@ def _install(params, layout, key_mode, cert_mode, owner, group, check_mode, diff
     leaf, promote = None, False
     if has_certificate:
         leaf, promote = _plan_identity(params, layout, plan, anchors, crls, key_mode, cert_mode)
+    if records_manifest(params):
+        _plan_manifest(params, plan)
 
     attributes_changed = [path for kind, path, data, mode, differs in plan.files
-                          if not differs and file_attributes_differ(path, mode, owner, group)]
+                          if kind != "manifest" and not differs and file_attributes_differ(path, mode, owner, group)]
     if has_certificate and not promote and file_attributes_differ(layout.key, key_mode, owner, group):
         attributes_changed.append(layout.key)
     for path in attributes_changed:
         plan.diff_before.append("%s: other owner/group/mode" % path)
         plan.diff_after.append("%s: owner/group/mode as asked" % path)
 
-    changed = any(plan.changes.values()) or bool(attributes_changed) or bool(plan.remove_after_commit)
+    changed = any(plan.changes.values()) or plan.manifest_changed or bool(attributes_changed) \
+        or bool(plan.remove_after_commit)
     if changed and not check_mode:
         _write_plan(plan, layout, owner, group)
         for path in plan.remove_after_commit:
@@ -467,6 +497,7 @@ def _install(params, layout, key_mode, cert_mode, owner, group, check_mode, diff
     result = {
         "changed": changed,
         "changes": plan.changes,
+        "manifest_changed": plan.manifest_changed,
         "key_promoted": promote,
         "serial": serial_hex(leaf.serial_number) if leaf is not None else None,
         "not_after": isoformat(not_valid_after(leaf)) if leaf is not None else None,
@@ -484,7 +515,7 @@ def _install(params, layout, key_mode, cert_mode, owner, group, check_mode, diff
 
 def _write_plan(plan, layout, owner, group):
     """Every changed file complete beside its target, then all renamed (trust bundle, CRLs, key,
-    leaf, chain: in that order). A failure before the renames removes the directories made here."""
+    leaf, chain, manifest: in that order). A failure before the renames removes the directories made here."""
     created = []
     try:
         for kind, path, data, mode, differs in plan.files:
@@ -496,7 +527,10 @@ def _write_plan(plan, layout, owner, group):
         with StagedFiles() as staged:
             for kind, path, data, mode, differs in plan.files:
                 if differs:
-                    staged.stage(path, data, mode, owner, group)
+                    if kind == "manifest":
+                        staged.stage(path, data, mode, None, None)
+                    else:
+                        staged.stage(path, data, mode, owner, group)
             staged.commit()
     except BaseException:
         remove_created_dirs(created)

@@ -349,7 +349,8 @@ def issued_for_host(host, signed, central_signed):
 _SHARED_FILES_ATTRIBUTES = (ENTRY_DEFAULTS["owner"], ENTRY_DEFAULTS["group"])
 
 
-def install_calls(issue, settings, trust_bundle, crl_bundle, ca_ready=True, has_identities=True):
+def install_calls(issue, settings, trust_bundle, crl_bundle, ca_ready=True, has_identities=True,
+                  record_manifest=False, manifest_identities=None, manifest_consumers=None):
     """The fleet.mtls.install_identity calls of one host, in order.
 
     ``issue`` is what the signing run made for the host (issued_for_host: its certificates and their
@@ -361,10 +362,14 @@ def install_calls(issue, settings, trust_bundle, crl_bundle, ca_ready=True, has_
     must not become the bundles' owner), one call for the bundles alone comes first, so every
     certificate is verified against the bundle it is installed next to. Nothing is installed
     before the CA has published (``ca_ready``), and a host without identities gets no bundles.
+    With ``record_manifest`` (host_status found the manifest outdated) the last call also records
+    ``manifest_identities`` and ``manifest_consumers`` in the host's manifest, written after
+    everything else of that call; a host with no other call gets one for the manifest alone.
 
     Each call: ``identity`` (None for the bundles alone), ``certificate``, ``chain``, ``serial``,
     ``owner``, ``group``, ``mode``, ``trust_bundle_content`` and ``crl_content`` (None when not
-    carried) and ``label`` (for the task's output).
+    carried), ``manifest_identities`` and ``manifest_consumers`` (None when not recorded) and
+    ``label`` (for the task's output).
     """
     issue = issue or {}
     bundles = {"trust_bundle_content": trust_bundle, "crl_content": crl_bundle}
@@ -383,9 +388,19 @@ def install_calls(issue, settings, trust_bundle, crl_bundle, ca_ready=True, has_
         else:
             others.append(call)
     calls = carriers + others
+    nothing = {"identity": None, "certificate": None, "chain": None, "serial": None, "owner": None, "group": None,
+               "mode": None, "trust_bundle_content": None, "crl_content": None}
     if ca_ready and not carriers and (has_identities or calls):
-        calls.insert(0, dict({"identity": None, "certificate": None, "chain": None, "serial": None, "owner": None,
-                              "group": None, "mode": None, "label": "trust bundle and CRLs"}, **bundles))
+        calls.insert(0, dict(nothing, label="trust bundle and CRLs", **bundles))
+    for call in calls:
+        call.update(manifest_identities=None, manifest_consumers=None)
+    if record_manifest:
+        if calls:
+            calls[-1]["label"] += " and the manifest"
+        else:
+            calls.append(dict(nothing, label="manifest"))
+        calls[-1].update(manifest_identities=list(manifest_identities or []),
+                         manifest_consumers=list(manifest_consumers or []))
     return calls
 
 

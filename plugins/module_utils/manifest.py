@@ -84,6 +84,17 @@ def _by_name(current, updates):
     return [merged[name] for name in sorted(merged)]
 
 
+def _named(value):
+    return isinstance(value, dict) and isinstance(value.get("name"), str)
+
+
+def check_entries(values, what):
+    """``values`` as entries to record (mappings with a name), else a clear error naming ``what``."""
+    if not isinstance(values, (list, tuple)) or not all(_named(value) for value in values):
+        raise MtlsError("%s to record must be entries (mappings with a name)" % what)
+    return list(values)
+
+
 def merged(manifest, identities=(), consumers=()):
     """``manifest`` with ``identities`` (resolved entries) and ``consumers`` recorded: entries of the
     same name replaced, the others kept."""

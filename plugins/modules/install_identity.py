@@ -21,7 +21,8 @@ description:
     are written in one staged commit (every file is complete before the first rename), so a failure
     leaves the live files as they were. A staged key is promoted only together with its certificate.
   - Installing what is already installed changes nothing.
-  - Without O(certificate) only the trust bundle and/or CRLs are installed (one task per host, not per identity).
+  - Without O(certificate) only the trust bundle and/or CRLs (and the manifest) are installed (one task per host,
+    not per identity).
 author:
   - fleet.mtls maintainers (!UNKNOWN)
 options:
@@ -83,6 +84,21 @@ options:
         others than the owner write them are refused.
     type: raw
     default: "0644"
+  manifest_identities:
+    description:
+      - Resolved identity entries to record in the host's manifest (C(<dir>/manifest.json)), as
+        M(fleet.mtls.manifest) with O(fleet.mtls.manifest#module:state=present) records them (entries of the same
+        name replaced, the others kept). The manifest is written last in the same staged commit, root's file
+        with mode 0644 whatever O(owner) and O(group) are, and only when everything else of the call verified.
+      - The identity role passes it on a host's last install call when the manifest is outdated, so recording
+        it costs no call of its own.
+    type: list
+    elements: raw
+  manifest_consumers:
+    description:
+      - Consumer declarations to record in the host's manifest, with O(manifest_identities).
+    type: list
+    elements: raw
 notes:
   - In check mode everything is verified and the changes are reported, nothing is written.
   - Supports diff mode (serials, subjects and CRL numbers; never key material).
@@ -91,8 +107,8 @@ notes:
   - Symbolic links are never followed for the key, staged key, certificate, chain, trust bundle
     and CRL files it writes, nor for the C(private/) and C(certs/) directories; the module fails
     naming the link.
-  - Renames happen in the order trust bundle, CRLs, key, leaf, chain. A run killed between two of
-    them leaves a set that M(fleet.mtls.csr) reports as V(key_mismatch) or V(files_inconsistent),
+  - Renames happen in the order trust bundle, CRLs, key, leaf, chain, manifest. A run killed between
+    two of them leaves a set that M(fleet.mtls.csr) reports as V(key_mismatch) or V(files_inconsistent),
     so the next renewal repairs it. Temporary files of this identity left by a killed run are
     removed (RV(leftovers_removed)).
 extends_documentation_fragment:
@@ -142,6 +158,11 @@ changes:
     crl:
       description: The CRL bundle changed.
       type: bool
+manifest_changed:
+  description: Whether the call changed the host's manifest (O(manifest_identities), O(manifest_consumers)).
+    Not among RV(changes), since no service reads the manifest.
+  returned: always
+  type: bool
 key_promoted:
   description: Whether the staged key was promoted to the live key.
   returned: always
@@ -190,6 +211,8 @@ def main():
             group=dict(type="str"),
             mode=dict(type="raw", default="0600"),
             certificate_mode=dict(type="raw", default="0644"),
+            manifest_identities=dict(type="list", elements="raw"),
+            manifest_consumers=dict(type="list", elements="raw"),
         ),
         required_by={"certificate": "name", "chain": "certificate"},
         supports_check_mode=True,

@@ -105,14 +105,9 @@ retired_consumers:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleet.mtls.plugins.module_utils.errors import MtlsError
-from ansible_collections.fleet.mtls.plugins.module_utils.manifest import merged, read_manifest, retire, write_manifest
+from ansible_collections.fleet.mtls.plugins.module_utils.manifest import (
+    check_entries, merged, read_manifest, retire, write_manifest)
 from ansible_collections.fleet.mtls.plugins.module_utils.module_common import run_module
-
-
-def _entries(values, what):
-    if not all(isinstance(v, dict) and isinstance(v.get("name"), str) for v in values):
-        raise MtlsError("with state present, %s must be entries (mappings with a name)" % what)
-    return values
 
 
 def _names(values, what):
@@ -126,8 +121,8 @@ def handle(module):
     if params["state"] == "read":
         return {"changed": False, "manifest": read_manifest(directory)}
     if params["state"] == "present":
-        wanted = merged(read_manifest(directory), _entries(params["identities"], "identities"),
-                        _entries(params["consumers"], "consumers"))
+        wanted = merged(read_manifest(directory), check_entries(params["identities"], "with state present, identities"),
+                        check_entries(params["consumers"], "with state present, consumers"))
         changed = write_manifest(directory, wanted, module.check_mode)
         return {"changed": changed, "manifest": wanted}
     result = retire(directory, _names(params["identities"], "identities"), _names(params["consumers"], "consumers"),

@@ -5,6 +5,7 @@ disk (a real tmpfs), links, key modes, locking and leftover temporaries."""
 from __future__ import annotations
 
 import errno
+import json
 import hashlib
 import multiprocessing
 import os
@@ -415,3 +416,67 @@ def test_check_mode_takes_no_lock_and_writes_nothing(etc):
     assert request_identity(csr_params(etc), check_mode=True)["changed"] is False
     assert snapshot(etc) == before
     assert host_identity.CSR_MODE == 0o644
+
+
+MANIFEST_WEB = {"name": "web", "profile": "server", "common_name": CN, "sans": SANS, "key_type": "ec_p256",
+                "validity_days": 90, "renew_fraction": 0.333, "renew_days": None, "new_key_on_renew": True,
+                "owner": "root", "group": "root", "mode": "0600", "central_key": False}
+
+
+def _manifest(etc):
+    with open(os.path.join(etc, "manifest.json")) as handle:
+        return json.load(handle)
+
+
+def test_the_manifest_rides_with_the_install_root_owned_and_written_last(etc, pki):
+    request = request_identity(csr_params(etc, group="daemon", mode="0640"))
+    leaf = sign(pki, request["csr"])
+    consumer = {"name": "app", "identities": ["web"], "apply": {"default": {"service": "app"}}}
+    params = install_params(etc, pki, leaf, group="daemon", mode="0640",
+                            manifest_identities=[dict(MANIFEST_WEB, group="daemon", mode="0640", extra="not kept")],
+                            manifest_consumers=[consumer])
+    # In check mode it is reported and not written.
+    dry = install_identity(params, check_mode=True, diff=True)
+    assert dry["changed"] and dry["manifest_changed"]
+    assert "manifest.json: recorded (identities web; consumers app)" in dry["diff"]["after"]
+    assert not os.path.exists(os.path.join(etc, "manifest.json"))
+
+    result = install_identity(params)
+    assert result["changed"] and result["manifest_changed"] and result["changes"]["certificate"]
+    recorded = _manifest(etc)
+    assert recorded["identities"] == [dict(MANIFEST_WEB, group="daemon", mode="0640")]
+    assert recorded["consumers"] == [consumer]
+    # Root's 0644 file, not the identity's group: every run reads it as root.
+    info = os.stat(os.path.join(etc, "manifest.json"))
+    assert (stat.S_IMODE(info.st_mode), info.st_gid) == (0o644, 0)
+    assert os.stat(files(etc)["crt"]).st_gid != 0
+
+    again = install_identity(params)
+    assert not again["changed"] and not again["manifest_changed"]
+    # A manifest change alone changes nothing a service reads.
+    alone = install_identity({"dir": etc, "manifest_identities": [dict(MANIFEST_WEB, validity_days=30)]})
+    assert alone["changed"] and alone["manifest_changed"] and not any(alone["changes"].values())
+    assert _manifest(etc)["identities"][0]["validity_days"] == 30 and _manifest(etc)["consumers"] == [consumer]
+
+
+def test_a_refused_install_records_nothing_in_the_manifest(etc, pki):
+    request = request_identity(csr_params(etc))
+    leaf = sign(pki, request["csr"])
+    other = Pki()
+    with pytest.raises(MtlsError, match="does not verify against the trust bundle"):
+        install_identity(install_params(etc, pki, leaf, trust_bundle_content=other.trust_bundle_pem.decode(),
+                                        manifest_identities=[MANIFEST_WEB]))
+    assert not os.path.exists(os.path.join(etc, "manifest.json"))
+    assert not os.path.exists(files(etc)["crt"])
+
+
+@pytest.mark.parametrize("option, value", [
+    ("manifest_identities", [{"profile": "server"}]),
+    ("manifest_consumers", ["app"]),
+])
+def test_manifest_entries_without_a_name_are_refused_naming_the_option(etc, pki, option, value):
+    leaf = sign(pki, request_identity(csr_params(etc))["csr"])
+    with pytest.raises(MtlsError, match="%s to record must be entries" % option):
+        install_identity(install_params(etc, pki, leaf, **{option: value}))
+    assert not os.path.exists(os.path.join(etc, "manifest.json"))
+    assert not os.path.exists(files(etc)["crt"])

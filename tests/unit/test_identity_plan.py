@@ -314,10 +314,30 @@ def test_install_calls_never_give_the_bundles_to_a_service_owned_identity():
 def test_install_calls_without_certificates_or_ca():
     assert identity_plan.install_calls(_issue(), SETTINGS, "TRUST", "CRL") == [
         {"identity": None, "certificate": None, "chain": None, "serial": None, "owner": None, "group": None,
-         "mode": None, "trust_bundle_content": "TRUST", "crl_content": "CRL", "label": "trust bundle and CRLs"}]
+         "mode": None, "trust_bundle_content": "TRUST", "crl_content": "CRL", "manifest_identities": None,
+         "manifest_consumers": None, "label": "trust bundle and CRLs"}]
     assert identity_plan.install_calls({}, SETTINGS, "TRUST", "CRL", has_identities=False) == []
     # Before the CA has published (check mode of a first run) nothing is installed.
     assert identity_plan.install_calls({}, SETTINGS, "", "", ca_ready=False) == []
+
+
+def test_install_calls_record_an_outdated_manifest_with_the_last_call():
+    web, consumer = {"name": "web"}, {"name": "app"}
+    calls = identity_plan.install_calls(_issue("web", "broker"), SETTINGS, "TRUST", "CRL", record_manifest=True,
+                                        manifest_identities=[web], manifest_consumers=[consumer])
+    assert [(call["identity"], call["manifest_identities"], call["manifest_consumers"]) for call in calls] == [
+        ("web", None, None), ("broker", [web], [consumer])]
+    assert calls[-1]["label"] == "broker (serial 0a) and the manifest"
+    # Up to date: no call records it.
+    calls = identity_plan.install_calls(_issue("web"), SETTINGS, "TRUST", "CRL", record_manifest=False,
+                                        manifest_identities=[web])
+    assert [call["manifest_identities"] for call in calls] == [None]
+    # Nothing else to install (a consumer declared on a converged host): one call for the manifest alone.
+    assert identity_plan.install_calls({}, SETTINGS, "", "", ca_ready=False, record_manifest=True,
+                                       manifest_identities=[web]) == [
+        {"identity": None, "certificate": None, "chain": None, "serial": None, "owner": None, "group": None,
+         "mode": None, "trust_bundle_content": None, "crl_content": None, "manifest_identities": [web],
+         "manifest_consumers": [], "label": "manifest"}]
 
 
 def test_install_changes_and_changed():
