@@ -39,7 +39,7 @@ from ansible_collections.fleet.mtls.plugins.module_utils.names import (
     build_subject, common_name_of, leaf_sans, san_to_general_name, sans_of, subject_string)
 from ansible_collections.fleet.mtls.plugins.module_utils.host_layout import HostLayout, check_identity_name
 from ansible_collections.fleet.mtls.plugins.module_utils.manifest import (
-    MANIFEST_MODE, check_entries, manifest_path, merged, read_manifest, render)
+    MANIFEST_MODE, check_entries, manifest_path, merged, parse_manifest, render)
 from ansible_collections.fleet.mtls.plugins.module_utils.renewal import Expected, needs_issue, parse_certificate
 from ansible_collections.fleet.mtls.plugins.module_utils.serials import serial_hex
 from ansible_collections.fleet.mtls.plugins.module_utils.x509_info import (
@@ -385,7 +385,7 @@ def _plan_manifest(params, plan):
     consumers = check_entries(params.get("manifest_consumers") or [], "manifest_consumers")
     path = manifest_path(params["dir"])
     current = _read(path, "host manifest")
-    data = render(merged(read_manifest(params["dir"]), identities, consumers)).encode("utf-8")
+    data = render(merged(parse_manifest(path, current), identities, consumers)).encode("utf-8")
     if current != data:
         plan.manifest_changed = True
         plan.diff_before.append("%s: %s" % (path, "absent" if current is None else "other entries"))

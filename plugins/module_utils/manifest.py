@@ -51,7 +51,12 @@ def read_manifest(directory):
     """The manifest under ``directory`` (an empty one when there is none). A file that cannot be parsed
     fails: silently ignoring it would stop renewing the identities it lists."""
     path = manifest_path(directory)
-    data = read_file(path, "host manifest")
+    return parse_manifest(path, read_file(path, "host manifest"))
+
+
+def parse_manifest(path, data):
+    """The manifest in ``data`` (bytes read from ``path``; None: no file, an empty manifest), checked
+    as read_manifest checks it."""
     if data is None:
         return empty_manifest()
     try:
@@ -62,8 +67,7 @@ def read_manifest(directory):
         raise _problem(path, "is not a format %d manifest" % MANIFEST_FORMAT)
     for key in ("identities", "consumers"):
         entries = manifest.get(key)
-        if not isinstance(entries, list) or not all(isinstance(e, dict) and isinstance(e.get("name"), str)
-                                                    for e in entries):
+        if not isinstance(entries, list) or not all(_named(entry) for entry in entries):
             raise _problem(path, "has no list of named %s" % key)
     for entry in manifest["identities"]:
         try:
